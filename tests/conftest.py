@@ -1,0 +1,105 @@
+"""Shared fixtures for every tier.
+
+Services that a tier needs (PostgreSQL, Redis, Chromium) are checked once: on a laptop without
+them the tier skips and says why; with CI=true a missing service fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from core.config import load_settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("CASHLESS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CASHLESS_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def need(service: str, available: bool, why: str) -> None:
+    """Skip (laptop) or fail (CI) when a service a test needs is missing."""
+    if available:
+        return
+    message = f"{service} is not available: {why}"
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def make_settings(instance: Path, **overrides: Any) -> Any:
+    env = {"CASHLESS_INSTANCE_PATH": str(instance), "CASHLESS_DEMO": "1", "CASHLESS_SANDBOX": "1"}
+    env.update(overrides.pop("env", {}))
+    overrides.setdefault("testing", True)
+    overrides.setdefault("login_rate_limit", "10000 per minute")
+    return load_settings(env, **overrides)
+
+
+@pytest.fixture(scope="session")
+def template_instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite instance with demo data, made once and copied for each test."""
+    from cashless import create_app
+    from cashless.cli import run_migrations
+    from cashless.demo import seed_demo
+
+    instance = tmp_path_factory.mktemp("template-instance")
+    settings = make_settings(instance)
+    run_migrations(settings.database_url)
+    app = create_app(settings)
+    with app.app_context():
+        seed_demo(app)
+    app.extensions["cashless"].db.dispose()
+    return instance
+
+
+@pytest.fixture
+def app(template_instance: Path, tmp_path: Path) -> Iterator[Flask]:
+    """An app on its own copy of the embedded SQLite database (demo users included)."""
+    from cashless import create_app
+
+    instance = tmp_path / "instance"
+    shutil.copytree(template_instance, instance)
+    application = create_app(make_settings(instance))
+    yield application
+    application.extensions["cashless"].runner.dispatcher.stop()
+    application.extensions["cashless"].db.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def login(client: FlaskClient, username: str, password: str = "demo") -> dict[str, str]:
+    response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> Any:
+    """`auth("vendor1")` → headers with a bearer token for that demo user."""
+    cache: dict[str, dict[str, str]] = {}
+
+    def _auth(username: str) -> dict[str, str]:
+        if username not in cache:
+            cache[username] = login(client, username)
+        return dict(cache[username])
+
+    return _auth

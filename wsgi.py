@@ -1,0 +1,3 @@
+from cashless import create_app
+
+app = create_app()
