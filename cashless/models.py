@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from core import audit, diagnostics, idempotency, keys, queue, users  # noqa: F401
 from core.db import Base
+from payments import models as _payments_models  # noqa: F401
 
 metadata = Base.metadata

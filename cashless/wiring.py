@@ -33,7 +33,7 @@ def register_services(app: Flask, settings: Settings) -> None:
     bus: LiveBus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     db.after_commit_hooks.append(make_live_hook(bus))
     dispatcher = jobs.RQDispatcher(settings.redis_url) if settings.redis_url else None
-    runner = jobs.JobRunner(db, dispatcher)
+    runner = jobs.JobRunner(db, dispatcher, settings)
     from cashless.schedules import all_schedules
 
     jobs.set_schedule_provider(all_schedules)

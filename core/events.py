@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -45,10 +45,31 @@ class HandlerRegistry:
 handlers = HandlerRegistry()
 
 
+class Subscription(Protocol):
+    def get(self, timeout: float) -> dict[str, Any] | None: ...
+
+    def close(self) -> None: ...
+
+
 class LiveBus(Protocol):
     def publish(self, channel: str, message: dict[str, Any]) -> None: ...
 
-    def listen(self, channel: str, timeout: float) -> Iterator[dict[str, Any] | None]: ...
+    def subscribe(self, channel: str) -> Subscription: ...
+
+
+class _QueueSubscription:
+    def __init__(self, bus: InProcessBus, channel: str) -> None:
+        self.bus, self.channel = bus, channel
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def get(self, timeout: float) -> dict[str, Any] | None:
+        try:
+            return self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.bus._remove(self.channel, self.inbox)
 
 
 class InProcessBus:
@@ -64,20 +85,29 @@ class InProcessBus:
         for target in targets:
             target.put(message)
 
-    def listen(self, channel: str, timeout: float) -> Iterator[dict[str, Any] | None]:
-        """Yield messages as they come, or None after `timeout` seconds of silence."""
-        inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+    def subscribe(self, channel: str) -> Subscription:
+        """Subscribed from the moment this returns: nothing published later is missed."""
+        subscription = _QueueSubscription(self, channel)
         with self._lock:
-            self._subscribers[channel].append(inbox)
-        try:
-            while True:
-                try:
-                    yield inbox.get(timeout=timeout)
-                except queue.Empty:
-                    yield None
-        finally:
-            with self._lock:
+            self._subscribers[channel].append(subscription.inbox)
+        return subscription
+
+    def _remove(self, channel: str, inbox: queue.Queue[dict[str, Any]]) -> None:
+        with self._lock:
+            if inbox in self._subscribers.get(channel, []):
                 self._subscribers[channel].remove(inbox)
+
+
+class _RedisSubscription:
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub = pubsub
+
+    def get(self, timeout: float) -> dict[str, Any] | None:
+        raw = self.pubsub.get_message(timeout=timeout)
+        return json.loads(raw["data"]) if raw else None
+
+    def close(self) -> None:
+        self.pubsub.close()
 
 
 class RedisBus:
@@ -91,15 +121,10 @@ class RedisBus:
     def publish(self, channel: str, message: dict[str, Any]) -> None:
         self.redis.publish(f"cashless:{channel}", json.dumps(message))
 
-    def listen(self, channel: str, timeout: float) -> Iterator[dict[str, Any] | None]:
+    def subscribe(self, channel: str) -> Subscription:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(f"cashless:{channel}")
-        try:
-            while True:
-                raw = pubsub.get_message(timeout=timeout)
-                yield json.loads(raw["data"]) if raw else None
-        finally:
-            pubsub.close()
+        return _RedisSubscription(pubsub)
 
 
 def publish_after_commit(session: Session, channel: str, message: dict[str, Any]) -> None:

@@ -137,8 +137,11 @@ class Schedule:
 class JobRunner:
     """Owns the database and the dispatcher of one process; runs and sweeps jobs."""
 
-    def __init__(self, db: Database, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(
+        self, db: Database, dispatcher: Dispatcher | None = None, settings: Any = None
+    ) -> None:
         self.db = db
+        self.settings = settings
         self.dispatcher: Dispatcher = dispatcher or InProcessDispatcher(self)
         self.schedules: dict[str, Schedule] = {}
         db.after_commit_hooks.append(self._after_commit)
@@ -455,7 +458,7 @@ def get_runner() -> JobRunner:
             settings = load_settings()
             db = Database(settings.database_url)
             dispatcher = RQDispatcher(settings.redis_url) if settings.redis_url else None
-            _runtime = JobRunner(db, dispatcher)
+            _runtime = JobRunner(db, dispatcher, settings)
             _install_schedules(_runtime)
         return _runtime
 

@@ -103,3 +103,56 @@ def auth(client: FlaskClient) -> Any:
         return dict(cache[username])
 
     return _auth
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThreadedServer:
+    """The app served over real HTTP from a thread (the bank simulator calls our webhook)."""
+
+    def __init__(self, flask_app: Flask, port: int) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = make_server("127.0.0.1", port, flask_app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def live_app(template_instance: Path, tmp_path: Path) -> Iterator[Flask]:
+    """Like `app`, but also listening on HTTP, with CASHLESS_PUBLIC_URL pointing at it."""
+    from cashless import create_app
+
+    instance = tmp_path / "instance"
+    shutil.copytree(template_instance, instance)
+    port = free_port()
+    application = create_app(make_settings(instance, public_url=f"http://127.0.0.1:{port}"))
+    server = ThreadedServer(application, port)
+    yield application
+    server.stop()
+    application.extensions["cashless"].runner.dispatcher.stop()
+    application.extensions["cashless"].db.dispose()
+
+
+def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll until `predicate()` is truthy; return its value or fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
