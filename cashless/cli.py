@@ -29,7 +29,7 @@ def _alembic_config(database_url: str) -> Any:
     return config
 
 
-def run_migrations(database_url: str, revision: str = "head") -> None:
+def run_migrations(database_url: str, revision: str = "heads") -> None:
     """Upgrade the database to `revision` (the same migrations on PostgreSQL and SQLite)."""
     from alembic import command
 
@@ -37,7 +37,7 @@ def run_migrations(database_url: str, revision: str = "head") -> None:
 
 
 @main.command()
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 @click.option("--downgrade", is_flag=True, help="Downgrade to REVISION instead.")
 def migrate(revision: str, downgrade: bool) -> None:
     """Apply the Alembic migrations to DATABASE_URL (or the embedded SQLite file)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, and_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -261,7 +261,7 @@ def spendable(session: Session, user_id: int) -> int:
     return -balance(session, wallet_code(user_id))
 
 
-def postings_of(session: Session, code: str) -> Select[Unpack[tuple[Any, ...]]]:
+def postings_of(session: Session, code: str) -> Select[*tuple[Any, ...]]:
     """Postings of one account with their transactions (caller adds filters and order)."""
     return (
         select(Posting, JournalTransaction)
@@ -272,7 +272,7 @@ def postings_of(session: Session, code: str) -> Select[Unpack[tuple[Any, ...]]]:
     )
 
 
-def clearing_lines() -> Select[Unpack[tuple[Any, ...]]]:
+def clearing_lines() -> Select[*tuple[Any, ...]]:
     """Read-only selectable of bank-clearing ledger lines, for set-based reconciliation.
 
     Columns: posting_id, amount (debit positive = money into the bank), business_date,

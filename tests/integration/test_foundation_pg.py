@@ -31,12 +31,12 @@ def test_migration_round_trip(pg_url: str) -> None:
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     try:
         config = _alembic_config(url)
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
         engine = create_engine(url)
         assert "users" in inspect(engine).get_table_names()
         command.downgrade(config, "base")
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
         assert "users" in inspect(engine).get_table_names()
         engine.dispose()
     finally:
