@@ -282,6 +282,15 @@ class JobRunner:
         return job_id
 
 
+def next_cron_run(cron: str, after: datetime) -> datetime:
+    """The next instant after `after` matching `cron` read in Asia/Ho_Chi_Minh (as `rq cron`
+    does when its process runs with TZ=Asia/Ho_Chi_Minh)."""
+    from croniter import croniter
+
+    result: datetime = croniter(cron, after.astimezone(HCM)).get_next(datetime)
+    return result
+
+
 def resolve(path: str) -> Callable[..., Any]:
     """Import a job function from its dotted path (only from the allowed packages)."""
     if not path.startswith(ALLOWED_PREFIXES):
@@ -338,8 +347,6 @@ class InProcessDispatcher:
             self._thread.start()
 
     def _loop(self) -> None:
-        from croniter import croniter
-
         next_due: dict[str, float] = {}
         while not self._stop.wait(1.0):
             now = time.time()
@@ -349,8 +356,10 @@ class InProcessDispatcher:
                     if schedule.interval:
                         next_due[schedule.name] = now + schedule.interval
                     else:
-                        base = datetime.fromtimestamp(now, HCM)
-                        next_due[schedule.name] = croniter(schedule.cron, base).get_next(float)
+                        after = datetime.fromtimestamp(now, HCM)
+                        next_due[schedule.name] = next_cron_run(
+                            str(schedule.cron), after
+                        ).timestamp()
                     continue
                 if now >= due:
                     next_due.pop(schedule.name)
