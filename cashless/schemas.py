@@ -81,6 +81,7 @@ class ApiKeySchema(ma.Schema):
 
 class PingCreateSchema(StrictSchema):
     message = ma.fields.String(load_default="ping", validate=validate.Length(1, 200))
+    hold_seconds = ma.fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 30))
 
 
 class PingSchema(ma.Schema):

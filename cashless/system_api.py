@@ -68,7 +68,7 @@ class Pings(MethodView):
     @blp.arguments(PingCreateSchema)
     def post(self, body: dict[str, Any]) -> diagnostics.Ping:
         """Enqueue a ping job; the worker answers it (proves API → queue → worker)."""
-        return diagnostics.create_ping(services().db, body["message"])
+        return diagnostics.create_ping(services().db, body["message"], body["hold_seconds"])
 
 
 @blp.route("/api/v1/system/pings/<int:ping_id>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from datetime import datetime
 
 from sqlalchemy import String
@@ -26,8 +27,12 @@ class Ping(Base):
     answered_by: Mapped[str | None] = mapped_column(String(200))
 
 
-def create_ping(db: Database, message: str) -> Ping:
-    """Store a ping and enqueue its job in the same transaction."""
+def create_ping(db: Database, message: str, hold_seconds: int = 0) -> Ping:
+    """Store a ping and enqueue its job in the same transaction.
+
+    `hold_seconds` keeps the job busy that long before answering (fault tests kill a worker
+    in the middle of it).
+    """
     with db.transaction() as session:
         ping = Ping(message=message, status="queued")
         session.add(ping)
@@ -36,6 +41,7 @@ def create_ping(db: Database, message: str) -> Ping:
             session,
             "core.diagnostics.answer_ping_job",
             ping.id,
+            hold_seconds,
             job_id=f"ping:{ping.id}",
             queue="high",
         )
@@ -50,9 +56,11 @@ def get_ping(db: Database, ping_id: int) -> Ping:
         return ping
 
 
-def answer_ping_job(ping_id: int) -> str:
+def answer_ping_job(ping_id: int, hold_seconds: int = 0) -> str:
     """Mark a ping answered by this process. Safe to run twice (the first answer stays)."""
     db = get_runner().db
+    if hold_seconds:
+        time.sleep(min(hold_seconds, 30))
     worker = f"{socket.gethostname()}:{os.getpid()}"
     with db.transaction() as session:
         ping = session.get(Ping, ping_id, with_for_update=True)

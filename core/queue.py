@@ -115,7 +115,7 @@ def enqueue(
 
 
 class Dispatcher(Protocol):
-    def send(self, jobs: list[OutboxJob]) -> list[str]: ...
+    def send(self, jobs: list[OutboxJob], restart: bool = False) -> list[str]: ...
 
     def start(self) -> None: ...
 
@@ -152,15 +152,19 @@ class JobRunner:
         if ids:
             self.send(ids)
 
-    def send(self, ids: Iterable[str]) -> None:
-        """Hand rows to the queue; a failure leaves them pending for the sweeper (never raises)."""
+    def send(self, ids: Iterable[str], restart: bool = False) -> None:
+        """Hand rows to the queue; a failure leaves them pending for the sweeper (never raises).
+
+        `restart`: the rows' worker died (heartbeat stopped), so a copy the queue still holds
+        as started is stale and is replaced.
+        """
         with self.db.reader() as session:
             jobs = list(session.scalars(select(OutboxJob).where(OutboxJob.id.in_(list(ids)))))
         jobs = [job for job in jobs if job.status == JobStatus.PENDING]
         if not jobs:
             return
         try:
-            sent = self.dispatcher.send(jobs)
+            sent = self.dispatcher.send(jobs, restart)
         except Exception:  # Redis down: the sweeper re-sends later
             log.warning("queue unavailable; %d job(s) stay in the outbox", len(jobs), exc_info=True)
             return
@@ -258,8 +262,11 @@ class JobRunner:
                 session.execute(
                     update(OutboxJob).where(OutboxJob.id.in_(dead)).values(status=JobStatus.PENDING)
                 )
-        if unsent or dead:
-            self.send(unsent + dead)
+        if unsent:
+            self.send(unsent)
+        if dead:
+            log.warning("restarting %d job(s) whose worker stopped beating", len(dead))
+            self.send(dead, restart=True)
         return {"resent": len(unsent), "restarted": len(dead)}
 
     # -- schedules ----------------------------------------------------------------------------
@@ -309,7 +316,7 @@ class InProcessDispatcher:
         self._thread: threading.Thread | None = None
         self._timers: list[threading.Timer] = []
 
-    def send(self, jobs: list[OutboxJob]) -> list[str]:
+    def send(self, jobs: list[OutboxJob], restart: bool = False) -> list[str]:
         for job in jobs:
             delay = (job.not_before - utcnow()).total_seconds() if job.not_before else 0
             if delay > 0:
@@ -397,7 +404,7 @@ class RQDispatcher:
 
         return Queue(name, connection=self.redis, serializer=WorkerSerializer)
 
-    def send(self, jobs: list[OutboxJob]) -> list[str]:
+    def send(self, jobs: list[OutboxJob], restart: bool = False) -> list[str]:
         from rq import Retry
         from rq.exceptions import DuplicateJobError
         from rq.job import Job
@@ -410,12 +417,10 @@ class RQDispatcher:
                 0
             ]
             if existing is not None:
-                if existing.get_status(refresh=True) in (
-                    RQStatus.QUEUED,
-                    RQStatus.SCHEDULED,
-                    RQStatus.STARTED,
-                    RQStatus.DEFERRED,
-                ):
+                live = (RQStatus.QUEUED, RQStatus.SCHEDULED, RQStatus.DEFERRED) + (
+                    () if restart else (RQStatus.STARTED,)
+                )
+                if existing.get_status(refresh=True) in live:
                     sent.append(job.id)
                     continue
                 existing.delete()

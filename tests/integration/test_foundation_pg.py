@@ -130,7 +130,7 @@ def test_sweeper_resends_what_redis_never_got(pg_redis_app: Any, worker: Any) ->
     svc = pg_redis_app.extensions["cashless"]
     real_send = svc.runner.dispatcher.send
 
-    def broken(_jobs: Any) -> list[str]:
+    def broken(*_args: Any) -> list[str]:
         raise ConnectionError("redis down")
 
     svc.runner.dispatcher.send = broken
@@ -145,3 +145,46 @@ def test_sweeper_resends_what_redis_never_got(pg_redis_app: Any, worker: Any) ->
     while diagnostics.get_ping(svc.db, ping.id).status != "answered" and time.time() < deadline:
         time.sleep(0.1)
     assert diagnostics.get_ping(svc.db, ping.id).status == "answered"
+
+
+def test_worker_killed_mid_job_runs_again_once(
+    pg_redis_app: Any, worker: Any, monkeypatch: Any
+) -> None:
+    """kill -9 the worker mid-job: the sweeper notices the stopped heartbeat, a new worker runs
+    the job again, and it takes effect exactly once."""
+    from datetime import timedelta
+
+    from core import diagnostics, queue
+    from core.queue import OutboxJob
+    from tests.integration.conftest import WorkerProcess
+
+    svc = pg_redis_app.extensions["cashless"]
+    ping = diagnostics.create_ping(svc.db, "long job", hold_seconds=6)
+    job_id = f"ping:{ping.id}"
+
+    def status() -> str:
+        with svc.db.reader() as session:
+            return str(session.get(OutboxJob, job_id).status)
+
+    deadline = time.time() + 20
+    while status() != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    assert status() == "running"
+    worker.kill()
+    assert diagnostics.get_ping(svc.db, ping.id).status == "queued"
+    monkeypatch.setattr(queue, "STALE_HEARTBEAT", timedelta(seconds=1))
+    time.sleep(1.5)
+    assert svc.runner.sweep()["restarted"] == 1
+    replacement = WorkerProcess(
+        svc.settings.instance_path, svc.settings.database_url, svc.settings.redis_url
+    )
+    try:
+        deadline = time.time() + 30
+        while diagnostics.get_ping(svc.db, ping.id).status != "answered" and time.time() < deadline:
+            time.sleep(0.1)
+        assert diagnostics.get_ping(svc.db, ping.id).status == "answered"
+        with svc.db.reader() as session:
+            job = session.get(OutboxJob, job_id)
+            assert job.status == "done" and job.attempts == 2
+    finally:
+        replacement.stop()
