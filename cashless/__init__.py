@@ -57,5 +57,8 @@ def configure_flask(app: Flask, settings: Settings) -> None:
         OPENAPI_SWAGGER_UI_URL="/api/docs/assets/",
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
         RATELIMIT_HEADERS_ENABLED=True,
+        # Redis down must not take logins down: fall back to per-process counters meanwhile.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_ENABLED=not settings.extra.get("disable_rate_limits", False),
     )

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 import marshmallow as ma
 from flask import Flask, Response, current_app, g, has_request_context, render_template, request
 from pythonjsonlogger.json import JsonFormatter
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from core import idempotency
@@ -209,6 +210,18 @@ def handle_app_error(error: AppError) -> Response:
     return app_error_response(error)
 
 
+def handle_database_unavailable(error: Exception) -> Response:
+    """The database went away (restart, failover): a clean 503 the client may retry."""
+    log.error("database unavailable", exc_info=error)
+    return problem_response(
+        503,
+        "database_unavailable",
+        "Service unavailable",
+        "the database is unavailable; retry shortly",
+        headers={"Retry-After": "2"},
+    )
+
+
 def handle_unexpected(error: Exception) -> Response:
     log.error("unhandled error", exc_info=error)
     return problem_response(
@@ -223,6 +236,7 @@ def register_error_handlers(app: Flask) -> None:
     """Install the one mapping. Call after flask-smorest's Api so ours wins."""
     app.register_error_handler(AppError, handle_app_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)
 
 

@@ -7,6 +7,7 @@ missed; a quiet stream re-reads the database every few seconds as a safety net.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from payments.models import Payment
 from payments.service import event_payload
 from payments.states import PaymentStatus
 
+log = logging.getLogger(__name__)
 FINAL = {
     PaymentStatus.SUCCEEDED,
     PaymentStatus.EXPIRED,
@@ -39,11 +41,30 @@ def _read(db: Database, payment_id: int) -> dict[str, Any]:
         return event_payload(payment)
 
 
+class _Polling:
+    """Used when the live bus is unreachable (Redis down): the stream re-reads the database."""
+
+    def get(self, timeout: float) -> dict[str, Any] | None:
+        time.sleep(min(timeout, 1.0))
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _subscribe(bus: LiveBus, channel: str) -> Any:
+    try:
+        return bus.subscribe(channel)
+    except Exception:
+        log.warning("live bus unavailable; streaming by polling the database")
+        return _Polling()
+
+
 def stream(
     db: Database, bus: LiveBus, payment_id: int, max_seconds: float = MAX_STREAM_SECONDS
 ) -> Iterator[str]:
     """Yield SSE frames until the payment reaches a final state or the time is up."""
-    subscription = bus.subscribe(f"payment:{payment_id}")
+    subscription = _subscribe(bus, f"payment:{payment_id}")
     try:
         state = _read(db, payment_id)
         yield "retry: 1000\n\n" + _sse("status", state)
