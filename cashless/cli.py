@@ -181,6 +181,15 @@ def keys_export(purpose: str) -> None:
     click.echo(json.dumps(jwks(ring, Purpose(purpose)), indent=2))
 
 
+@main.command("authz-table")
+def authz_table() -> None:
+    """Print the role table of every API operation (docs/AUTHORIZATION.md)."""
+    from cashless import create_app
+    from cashless.authz import markdown
+
+    click.echo(markdown(create_app()), nl=False)
+
+
 @main.group()
 def gate() -> None:
     """The offline reference gate validator."""

@@ -164,6 +164,7 @@ def require(
             return view(*args, **kwargs)
 
         wrapper._required_roles = roles  # type: ignore[attr-defined]
+        wrapper._url_token = url_token  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     return decorator
