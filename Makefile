@@ -30,6 +30,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 bench: venv
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from core.config import Settings, load_settings
 
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         settings = settings.with_overrides(**overrides)
     app = Flask(__name__, instance_path=str(settings.instance_path), instance_relative_config=False)
     configure_flask(app, settings)
+    app.url_map.converters["int"] = BoundedIntConverter
     from cashless.wiring import (
         register_api,
         register_domain_handlers,
@@ -36,6 +38,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     register_pages(app)
     register_domain_handlers()
     return app
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:id>` up to 2^63 - 1: a larger id cannot exist, so it is a 404, not a database
+    overflow."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def configure_flask(app: Flask, settings: Settings) -> None:

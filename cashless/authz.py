@@ -24,6 +24,12 @@ OPEN = {
     "/.well-known/bundle-key.json": "public",
     "/api/v1/bank/notifications": "the bank (HMAC signature)",
     "/api/v1/bank/notifications/batch": "the bank (HMAC signature)",
+    "/api/v1/public-services": "public (catalogue; adding one needs admin)",
+    "/api/v1/public-services/<code>": "public (catalogue)",
+    "/api/v1/public-services/<code>/quotes": "public (a quote changes nothing)",
+    "/api/v1/public-services/<code>/fee-versions": "public (fee history; adding needs admin)",
+    "/api/v1/fee-waiver-rules": "public (rules and legal bases; adding needs admin)",
+    "/api/v1/reports/keys": "public (keys that verify signed reports)",
 }
 
 

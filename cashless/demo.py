@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 
 from core import users
 from core.http import Services
+from merchants.demo import seed as seed_merchants
+from payments.fees.demo import seed_public_services
+from ticketing.demo import seed as seed_ticketing
 
 DEMO_PASSWORD = "demo"  # noqa: S105 - printed at start-up on purpose, demo mode only
 DEMO_USERS = [
@@ -30,7 +33,9 @@ DEMO_USERS = [
 
 # Each domain adds its demo data here (wired by cashless only; domains never import cashless).
 DomainSeeder = Callable[[Session, Services, dict[str, int]], None]
-DOMAIN_SEEDERS: list[DomainSeeder] = []
+DOMAIN_SEEDERS: list[DomainSeeder] = [seed_ticketing]
+DOMAIN_SEEDERS.append(seed_public_services)
+DOMAIN_SEEDERS.append(seed_merchants)
 
 
 def _demo_api_key(secret_key: str) -> tuple[str, str]:

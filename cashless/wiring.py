@@ -71,17 +71,23 @@ def register_api(app: Flask) -> None:
     )
     from cashless import auth_api, system_api
     from merchants.api import blp as merchants_blp
+    from merchants.parking_api import blp as parking_blp
     from payments.api import blp as payments_blp
+    from payments.fees.api import blp as fees_blp
     from reconciliation.api import blp as reconciliation_blp
     from ticketing.api import blp as ticketing_blp
+    from ticketing.api import well_known as ticketing_well_known
 
     for blueprint in (
         system_api.blp,
         auth_api.blp,
         auth_api.well_known,
         payments_blp,
+        fees_blp,
         ticketing_blp,
+        ticketing_well_known,
         merchants_blp,
+        parking_blp,
         reconciliation_blp,
     ):
         api.register_blueprint(blueprint)
@@ -99,9 +105,17 @@ def register_pages(app: Flask) -> None:
     """Server-rendered pages of every package (left out of the OpenAPI document)."""
     from cashless.pages import bp as cashless_pages
     from core.auth import csrf_token
+    from merchants.pages import bp as merchants_pages
+    from payments.fees.pages import bp as fees_pages
+    from reconciliation.pages import bp as reconciliation_pages
+    from ticketing.pages import bp as ticketing_pages
 
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.register_blueprint(cashless_pages)
+    app.register_blueprint(fees_pages)
+    app.register_blueprint(ticketing_pages)
+    app.register_blueprint(merchants_pages)
+    app.register_blueprint(reconciliation_pages)
 
 
 def register_domain_handlers() -> None:
@@ -109,3 +123,31 @@ def register_domain_handlers() -> None:
     from core.events import handlers
 
     handlers.clear()
+    from payments.fees.service import on_payment_succeeded as fees_on_payment_succeeded
+
+    handlers.register("payment.succeeded", fees_on_payment_succeeded)
+    from ticketing.service import on_payment_refunded as ticketing_on_payment_refunded
+
+    handlers.register("payment.refunded", ticketing_on_payment_refunded)
+    _register_merchants()
+
+
+def _register_merchants() -> None:
+    """Parking closes a session when its exit payment succeeds; payments asks merchants
+    whether a user staffs a merchant. The check reads the database of the app serving the
+    request (looked up per call, so several apps in one process never share one)."""
+    from flask import has_app_context
+
+    from core import access
+    from core.events import handlers
+    from core.http import services
+    from merchants import parking
+    from merchants.service import is_staff
+
+    handlers.register("payment.succeeded", parking.on_payment_succeeded)
+    access.register(
+        "merchant_staff",
+        # Outside a request there is no app to ask: fail closed.
+        lambda user_id, merchant_id: has_app_context()
+        and is_staff(services().db, user_id, merchant_id),
+    )

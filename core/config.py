@@ -123,6 +123,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         token_ttl_seconds=int(env.get("CASHLESS_TOKEN_TTL", "3600")),
         payment_ttl_seconds=int(env.get("CASHLESS_PAYMENT_TTL", "900")),
         login_rate_limit=env.get("CASHLESS_LOGIN_RATE_LIMIT", "10 per minute"),
+        validation_rate_limit=env.get("CASHLESS_VALIDATION_RATE_LIMIT", "6000 per minute"),
         log_level=env.get("CASHLESS_LOG_LEVEL", "INFO"),
         secret_key=from_env["secret_key"],
         bank_webhook_secret=from_env["bank_webhook_secret"],

@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import marshmallow as ma
 from flask import Flask, Response, current_app, g, has_request_context, render_template, request
 from pythonjsonlogger.json import JsonFormatter
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from core import idempotency
@@ -222,6 +222,13 @@ def handle_database_unavailable(error: Exception) -> Response:
     )
 
 
+def handle_out_of_range(error: Exception) -> Response:
+    """A number too large for the database (an id or cursor past 2^63): the input's fault."""
+    return problem_response(
+        422, "value_out_of_range", "Invalid input", "a number in the request is out of range"
+    )
+
+
 def handle_unexpected(error: Exception) -> Response:
     log.error("unhandled error", exc_info=error)
     return problem_response(
@@ -237,6 +244,8 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(AppError, handle_app_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(OverflowError, handle_out_of_range)
+    app.register_error_handler(DataError, handle_out_of_range)
     app.register_error_handler(Exception, handle_unexpected)
 
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import String, Text, select, update
+from sqlalchemy import String, Text, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -46,6 +46,7 @@ ALLOWED_PREFIXES = (
 HEARTBEAT_SECONDS = 10
 STALE_HEARTBEAT = timedelta(seconds=60)
 UNSENT_GRACE = timedelta(seconds=20)
+LOST_AFTER = timedelta(minutes=15)
 BACKOFF = (5, 30, 120, 600, 1800, 3600, 7200, 21600, 43200, 86400)
 
 
@@ -152,7 +153,7 @@ class JobRunner:
         if ids:
             self.send(ids)
 
-    def send(self, ids: Iterable[str], restart: bool = False) -> None:
+    def send(self, ids: Iterable[str], restart: bool = False, resend: bool = False) -> None:
         """Hand rows to the queue; a failure leaves them pending for the sweeper (never raises).
 
         `restart`: the rows' worker died (heartbeat stopped), so a copy the queue still holds
@@ -160,7 +161,8 @@ class JobRunner:
         """
         with self.db.reader() as session:
             jobs = list(session.scalars(select(OutboxJob).where(OutboxJob.id.in_(list(ids)))))
-        jobs = [job for job in jobs if job.status == JobStatus.PENDING]
+        wanted = (JobStatus.PENDING, JobStatus.SENT) if resend else (JobStatus.PENDING,)
+        jobs = [job for job in jobs if job.status in wanted]
         if not jobs:
             return
         try:
@@ -172,7 +174,7 @@ class JobRunner:
             with self.db.transaction() as session:
                 session.execute(
                     update(OutboxJob)
-                    .where(OutboxJob.id.in_(sent), OutboxJob.status == JobStatus.PENDING)
+                    .where(OutboxJob.id.in_(sent), OutboxJob.status.in_(wanted))
                     .values(status=JobStatus.SENT, sent_at=utcnow())
                 )
 
@@ -202,6 +204,12 @@ class JobRunner:
             ).first()
             if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
                 return None
+            if (
+                job.status == JobStatus.RUNNING
+                and job.heartbeat_at
+                and (utcnow() - job.heartbeat_at < STALE_HEARTBEAT)
+            ):
+                return None  # another worker is on it and alive
             job.status = JobStatus.RUNNING
             job.attempts += 1
             job.heartbeat_at = utcnow()
@@ -258,16 +266,28 @@ class JobRunner:
                     )
                 )
             )
+            # Handed over long ago but never started: the queue lost it (Redis without
+            # persistence restarted, or the embedded process restarted with timers pending).
+            lost = list(
+                session.scalars(
+                    select(OutboxJob.id).where(
+                        OutboxJob.status == JobStatus.SENT,
+                        func.coalesce(OutboxJob.not_before, OutboxJob.sent_at) < now - LOST_AFTER,
+                    )
+                )
+            )
             if dead:
                 session.execute(
                     update(OutboxJob).where(OutboxJob.id.in_(dead)).values(status=JobStatus.PENDING)
                 )
         if unsent:
             self.send(unsent)
+        if lost:
+            self.send(lost, resend=True)
         if dead:
             log.warning("restarting %d job(s) whose worker stopped beating", len(dead))
             self.send(dead, restart=True)
-        return {"resent": len(unsent), "restarted": len(dead)}
+        return {"resent": len(unsent) + len(lost), "restarted": len(dead)}
 
     # -- schedules ----------------------------------------------------------------------------
     def add_schedule(self, schedule: Schedule) -> None:
@@ -317,6 +337,8 @@ class InProcessDispatcher:
         self._timers: list[threading.Timer] = []
 
     def send(self, jobs: list[OutboxJob], restart: bool = False) -> list[str]:
+        if self._stop.is_set():
+            return []
         for job in jobs:
             delay = (job.not_before - utcnow()).total_seconds() if job.not_before else 0
             if delay > 0:
@@ -329,7 +351,8 @@ class InProcessDispatcher:
         return [job.id for job in jobs]
 
     def _submit(self, job_id: str) -> None:
-        self.pool.submit(self._run_with_retry, job_id)
+        if not self._stop.is_set():
+            self.pool.submit(self._run_with_retry, job_id)
 
     def _run_with_retry(self, job_id: str) -> None:
         try:
@@ -346,6 +369,7 @@ class InProcessDispatcher:
                 )
                 timer.daemon = True
                 timer.start()
+                self._timers.append(timer)
 
     def start(self) -> None:
         """Start the scheduler thread (called by `cashless serve`, not by tests or the CLI)."""

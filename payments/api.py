@@ -14,12 +14,14 @@ from core.clock import utcnow
 from core.errors import NotFound
 from core.http import idempotent, services
 from core.ratelimit import limiter
-from payments import bank, live, notifications, qrimage, service, simulator
+from payments import bank, live, notifications, qrimage, service, simulator, webhooks
 from payments.errors import BadSignature
 from payments.schemas import (
     BankBatchSchema,
     BankNotificationSchema,
     BatchResultSchema,
+    MerchantEventListSchema,
+    MerchantEventQuerySchema,
     NotificationResultSchema,
     PageQuerySchema,
     PaymentListQuerySchema,
@@ -33,6 +35,12 @@ from payments.schemas import (
     TopupRequestSchema,
     WalletSchema,
     WalletStatementSchema,
+    WebhookDeliveryListSchema,
+    WebhookDeliveryQuerySchema,
+    WebhookEndpointCreateSchema,
+    WebhookEndpointListSchema,
+    WebhookEndpointSchema,
+    WebhookEndpointSecretSchema,
     WindowQuerySchema,
 )
 
@@ -253,3 +261,87 @@ def sandbox_transfer(body: dict[str, Any]) -> Any:
 def suspense(query: dict[str, Any]) -> dict[str, Any]:
     """Credits parked in suspense, waiting for finance."""
     return notifications.list_suspense(services().db, query["limit"], query.get("starting_after"))
+
+
+# -- merchant webhooks and the events list (payments.webhooks) ----------------------------------
+MERCHANT_ROLES = ("vendor", "attendant", "admin")  # and then: staff of this merchant, or admin
+
+
+def _merchant_staff(principal: Any, merchant_id: int, **_: Any) -> bool:
+    return webhooks.may_access_merchant(principal.user_id, principal.roles, merchant_id)
+
+
+@blp.route("/merchants/<int:merchant_id>/webhook-endpoints", methods=["POST"])
+@idempotent(required=False)
+@blp.response(201, WebhookEndpointSecretSchema)
+@require(*MERCHANT_ROLES, owner=_merchant_staff)
+@blp.arguments(WebhookEndpointCreateSchema)
+def create_webhook_endpoint(body: dict[str, Any], merchant_id: int) -> dict[str, Any]:
+    """Register a URL for the merchant's events; the answer shows its secret, once."""
+    settings = services().settings
+    return webhooks.register_endpoint(services().db, settings.sandbox, merchant_id, body["url"])
+
+
+@blp.route("/merchants/<int:merchant_id>/webhook-endpoints")
+@blp.response(200, WebhookEndpointListSchema)
+@require(*MERCHANT_ROLES, owner=_merchant_staff)
+@blp.arguments(PageQuerySchema, location="query")
+def list_webhook_endpoints(query: dict[str, Any], merchant_id: int) -> dict[str, Any]:
+    """The merchant's webhook endpoints (without secrets)."""
+    return webhooks.list_endpoints(
+        services().db, merchant_id, query["limit"], query.get("starting_after")
+    )
+
+
+@blp.route(
+    "/merchants/<int:merchant_id>/webhook-endpoints/<int:endpoint_id>/rotate-secret",
+    methods=["POST"],
+)
+@idempotent(required=False)
+@blp.response(200, WebhookEndpointSecretSchema)
+@require(*MERCHANT_ROLES, owner=_merchant_staff)
+def rotate_webhook_secret(merchant_id: int, endpoint_id: int) -> dict[str, Any]:
+    """A new secret (shown once); the previous one keeps signing alongside it for 24 h."""
+    return webhooks.rotate_secret(services().db, merchant_id, endpoint_id)
+
+
+@blp.route(
+    "/merchants/<int:merchant_id>/webhook-endpoints/<int:endpoint_id>/disable", methods=["POST"]
+)
+@idempotent(required=False)
+@blp.response(200, WebhookEndpointSchema)
+@require(*MERCHANT_ROLES, owner=_merchant_staff)
+def disable_webhook_endpoint(merchant_id: int, endpoint_id: int) -> dict[str, Any]:
+    """Stop sending to this endpoint; its pending deliveries are cancelled."""
+    return webhooks.disable_endpoint(services().db, merchant_id, endpoint_id)
+
+
+@blp.route("/merchants/<int:merchant_id>/events")
+@blp.response(200, MerchantEventListSchema)
+@require(*MERCHANT_ROLES, owner=_merchant_staff)
+@blp.arguments(MerchantEventQuerySchema, location="query")
+def list_merchant_events(query: dict[str, Any], merchant_id: int) -> dict[str, Any]:
+    """The merchant's events in order, to catch up on missed webhooks (docs/EVENTS.md)."""
+    return webhooks.list_events(
+        services().db,
+        merchant_id,
+        limit=query["limit"],
+        starting_after=query.get("starting_after"),
+        type_=query.get("type"),
+    )
+
+
+@blp.route("/merchants/<int:merchant_id>/webhook-deliveries")
+@blp.response(200, WebhookDeliveryListSchema)
+@require(*MERCHANT_ROLES, owner=_merchant_staff)
+@blp.arguments(WebhookDeliveryQuerySchema, location="query")
+def list_webhook_deliveries(query: dict[str, Any], merchant_id: int) -> dict[str, Any]:
+    """Delivery attempts to the merchant's endpoints: status, attempts, last answer."""
+    return webhooks.list_deliveries(
+        services().db,
+        merchant_id,
+        limit=query["limit"],
+        starting_after=query.get("starting_after"),
+        status=query.get("status"),
+        endpoint_id=query.get("endpoint_id"),
+    )

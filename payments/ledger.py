@@ -8,17 +8,19 @@ stored value never goes below zero, and nothing is posted into a closed business
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, select, update
+from sqlalchemy import Select, and_, event, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
 from core.errors import Conflict, NotFound
 from payments.errors import DayClosed, InsufficientFunds
 from payments.models import (
@@ -27,7 +29,9 @@ from payments.models import (
     JournalSeal,
     JournalTransaction,
     LedgerAccount,
+    Payment,
     Posting,
+    StaticCode,
 )
 
 # Accounts every installation has (code → type, name).
@@ -276,7 +280,11 @@ def clearing_lines() -> Select[*tuple[Any, ...]]:
     """Read-only selectable of bank-clearing ledger lines, for set-based reconciliation.
 
     Columns: posting_id, amount (debit positive = money into the bank), business_date,
-    external_key, kind, payment_id. Reconciliation joins against this, never our tables.
+    external_key, kind, payment_id; and, for matching and reports: memo, created_at (when the
+    line was posted), payment_reference (the charge's `HC…`), stall_reference and
+    terminal_label (the static code of the payment's stall), purpose, method, merchant_id,
+    payment_created_at (for a static-QR payment: when the bank credited it).
+    Reconciliation joins against this, never our tables.
     """
     return (
         select(
@@ -286,9 +294,20 @@ def clearing_lines() -> Select[*tuple[Any, ...]]:
             JournalTransaction.external_key.label("external_key"),
             JournalTransaction.kind.label("kind"),
             JournalTransaction.payment_id.label("payment_id"),
+            JournalTransaction.memo.label("memo"),
+            JournalTransaction.created_at.label("created_at"),
+            Payment.reference.label("payment_reference"),
+            StaticCode.reference.label("stall_reference"),
+            StaticCode.terminal_label.label("terminal_label"),
+            Payment.purpose.label("purpose"),
+            Payment.method.label("method"),
+            Payment.merchant_id.label("merchant_id"),
+            Payment.created_at.label("payment_created_at"),
         )
         .join(JournalTransaction, Posting.transaction_id == JournalTransaction.id)
         .join(LedgerAccount, Posting.account_id == LedgerAccount.id)
+        .outerjoin(Payment, Payment.id == JournalTransaction.payment_id)
+        .outerjoin(StaticCode, StaticCode.stall_id == Payment.stall_id)
         .where(LedgerAccount.code == "bank_clearing")
     )
 
@@ -302,3 +321,209 @@ def close_day(session: Session, day: date, actor: str) -> ClosedDay:
     session.add(closed)
     session.flush()
     return closed
+
+
+# -- set-based helpers (bank credit batches on PostgreSQL) ---------------------------------------
+_ACCOUNT_CACHE = "payments.ledger.account_refs"
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """What posting needs of an account: its id and whether it may be overdrawn."""
+
+    id: int
+    code: str
+    no_overdraft: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal transaction for `post_many` (the arguments of `post`)."""
+
+    external_key: str
+    kind: str
+    business_date: date
+    legs: tuple[Leg, ...]
+    memo: str = ""
+    payment_id: int | None = None
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_accounts(session: Session, _previous: Any) -> None:
+    # An account created inside a rolled-back savepoint no longer exists: drop the cache.
+    session.info.pop(_ACCOUNT_CACHE, None)
+
+
+def ensure_account_by_code(session: Session, code: str) -> LedgerAccount:
+    """`ensure_account` for any code whose owner the code names: system accounts,
+    `wallet:{user_id}` and `merchant:{id}:payable` are created on first use; NotFound else."""
+    kind, _, rest = code.partition(":")
+    if kind == "wallet" and rest.isdigit():
+        return wallet_account(session, int(rest))
+    owner, _, suffix = rest.partition(":")
+    if kind == "merchant" and owner.isdigit() and suffix == "payable":
+        return merchant_payable(session, int(owner))
+    return ensure_account(session, code)
+
+
+def account_refs(session: Session, codes: Iterable[str]) -> dict[str, AccountRef]:
+    """The accounts with these codes, created on first use (`ensure_account_by_code`).
+
+    Cached for the session (an account never moves or disappears once committed; the cache is
+    dropped on any rollback), so a session asks the database once per account code.
+    """
+    cache: dict[str, AccountRef] = session.info.setdefault(_ACCOUNT_CACHE, {})
+    wanted = set(codes)
+    missing = sorted(wanted.difference(cache))
+    if missing:
+        rows = session.execute(
+            select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.no_overdraft).where(
+                LedgerAccount.code.in_(missing)
+            )
+        )
+        for account_id, code, no_overdraft in rows:
+            cache[code] = AccountRef(account_id, code, bool(no_overdraft))
+        for code in missing:
+            if code not in cache:
+                account = ensure_account_by_code(session, code)
+                cache[code] = AccountRef(account.id, code, account.no_overdraft)
+    return {code: cache[code] for code in wanted}
+
+
+def closed_days(session: Session, days: Iterable[date]) -> set[date]:
+    """Which of these business days are closed (one query)."""
+    wanted = sorted(set(days))
+    if not wanted:
+        return set()
+    stmt = select(ClosedDay.business_date).where(ClosedDay.business_date.in_(wanted))
+    return set(session.scalars(stmt))
+
+
+_INSERT_JOURNALS = text(
+    "INSERT INTO journal_transactions (external_key, kind, memo, business_date, payment_id,"
+    " created_at)"
+    " SELECT external_key, kind, memo, business_date, payment_id, :now"
+    " FROM json_populate_recordset(NULL::journal_transactions, CAST(:rows AS json))"
+    " ON CONFLICT (external_key) DO NOTHING RETURNING id, external_key"
+)
+_INSERT_POSTINGS = text(
+    "INSERT INTO postings (transaction_id, account_id, amount, business_date, created_at)"
+    " SELECT transaction_id, account_id, amount, business_date, :now"
+    " FROM json_populate_recordset(NULL::postings, CAST(:rows AS json))"
+)
+_INSERT_SEALS = text(
+    "INSERT INTO journal_seals (transaction_id) SELECT unnest(CAST(:txns AS bigint[]))"
+)
+# Lock the balance rows in id order (no deadlock between batches), then one UPDATE for all.
+# NO KEY UPDATE, as a plain UPDATE takes: FOR UPDATE would conflict with the KEY SHARE locks
+# that other transactions' posting inserts (foreign key checks) hold, and deadlock.
+_MOVE_BALANCES = text(
+    "WITH locked AS MATERIALIZED (SELECT id FROM ledger_accounts"
+    " WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR NO KEY UPDATE)"
+    " UPDATE ledger_accounts AS a SET balance = a.balance + v.delta"
+    " FROM locked JOIN unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[]))"
+    " AS v(id, delta) ON v.id = locked.id"
+    " WHERE a.id = v.id AND (NOT a.no_overdraft OR v.delta <= 0 OR a.balance + v.delta <= 0)"
+)
+
+
+def post_many(session: Session, entries: Sequence[Entry]) -> dict[str, int]:
+    """Post many balanced journal transactions at once (PostgreSQL only), as `post` would
+    one after the other: same rows, same checks, same balances (accounts are looked up, or
+    created, by `account_refs`). Returns the new transactions' ids by external key.
+
+    Idempotent by external key (a key already posted, or repeated in `entries`, posts
+    nothing again). Raises DayClosed for a closed business day and InsufficientFunds when a
+    no-overdraft account's net movement would take it below zero. Each balance row is
+    updated once, last, with the rows locked in id order, so the hot rows (bank clearing, a
+    merchant's payable) stay locked only until the caller commits. Flushes nothing of the ORM.
+    """
+    unique: dict[str, Entry] = {}
+    for entry in entries:
+        if len(entry.legs) < 2 or sum(leg.amount for leg in entry.legs) != 0:
+            raise ValueError("a journal transaction needs two or more non-zero legs summing to 0")
+        if any(leg.amount == 0 for leg in entry.legs):
+            raise ValueError("a journal transaction needs two or more non-zero legs summing to 0")
+        unique.setdefault(entry.external_key, entry)
+    if not unique:
+        return {}
+    for day in sorted(closed_days(session, (entry.business_date for entry in unique.values()))):
+        check_day_open(session, day)
+    accounts = account_refs(session, (leg.account for e in unique.values() for leg in e.legs))
+    ids = _insert_journals(session, list(unique.values()))
+    posted = [entry for key, entry in unique.items() if key in ids]
+    _insert_postings(session, posted, ids, accounts)
+    deltas: dict[int, int] = {}
+    for entry in posted:
+        for leg in entry.legs:
+            account_id = accounts[leg.account].id
+            deltas[account_id] = deltas.get(account_id, 0) + leg.amount
+    move_balances(session, deltas)
+    return ids
+
+
+def _insert_journals(session: Session, entries: list[Entry]) -> dict[str, int]:
+    rows = json_rows(
+        [
+            {
+                "external_key": entry.external_key,
+                "kind": entry.kind,
+                "memo": entry.memo[:500],
+                "business_date": entry.business_date,
+                "payment_id": entry.payment_id,
+            }
+            for entry in entries
+        ]
+    )
+    found = session.execute(_INSERT_JOURNALS, {"now": utcnow(), "rows": rows})
+    return {str(key): int(txn_id) for txn_id, key in found}
+
+
+def _insert_postings(
+    session: Session, entries: list[Entry], ids: dict[str, int], accounts: dict[str, AccountRef]
+) -> None:
+    if not entries:
+        return
+    rows = [
+        {
+            "transaction_id": ids[entry.external_key],
+            "account_id": accounts[leg.account].id,
+            "amount": leg.amount,
+            "business_date": entry.business_date,
+        }
+        for entry in entries
+        for leg in entry.legs
+    ]
+    session.execute(_INSERT_POSTINGS, {"now": utcnow(), "rows": json_rows(rows)})
+    # Sealing checks each transaction balances (a trigger); the deferred check runs at commit.
+    session.execute(_INSERT_SEALS, {"txns": [ids[entry.external_key] for entry in entries]})
+
+
+def json_rows(rows: list[dict[str, Any]]) -> str:
+    """Rows as one JSON parameter for `json_populate_recordset(NULL::table, …)` (dates and
+    times in ISO 8601): one parameter for a whole batch, far cheaper to send than one array
+    per column."""
+    return json.dumps(rows, default=_iso, separators=(",", ":"))
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def move_balances(session: Session, deltas: dict[int, int]) -> None:
+    """Add each account's net movement to its balance: one UPDATE, rows locked in id order.
+
+    Raises InsufficientFunds when a no-overdraft account would go below zero. Loaded ORM
+    accounts have their balance expired, so they re-read it.
+    """
+    moving = {account_id: delta for account_id, delta in sorted(deltas.items()) if delta}
+    if not moving:
+        return
+    result = session.execute(_MOVE_BALANCES, {"ids": list(moving), "deltas": list(moving.values())})
+    if result.rowcount != len(moving):  # type: ignore[attr-defined]
+        raise InsufficientFunds("not enough money in the wallet")
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, LedgerAccount) and obj.id in moving:
+            session.expire(obj, ["balance"])

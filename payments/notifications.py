@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -21,64 +21,79 @@ from core.clock import as_utc, business_date, utcnow
 from core.db import Database
 from core.errors import Conflict, NotFound
 from core.events import publish_after_commit
-from payments import ledger
+from payments import bulk_credits, ledger
 from payments.bank import our_reference
+from payments.credit_rules import (
+    ChargeState,
+    IncomingCredit,
+    Outcome,
+    classify,
+    payment_memo,
+    suspense_memo,
+)
 from payments.ledger import Leg
-from payments.models import BankNotification, NotificationStatus, Payment, StaticCode
+from payments.models import (
+    BankNotification,
+    ClosedDay,
+    NotificationStatus,
+    Payment,
+    StaticCode,
+)
 from payments.service import PaymentsConfig, event_payload, lock_payment, succeed
 from payments.states import PaymentStatus
 
 
-@dataclass(frozen=True)
-class IncomingCredit:
-    transaction_id: str
-    account_number: str
-    amount: int
-    credited_at: datetime
-    description: str = ""
-    counterparty_name: str | None = None
-    counterparty_account: str | None = None
-    counterparty_bank_bin: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    payment_id: int | None = None
-    reason: str | None = None
-
-
 def receive(db: Database, cfg: PaymentsConfig, credit: IncomingCredit) -> Outcome:
-    """Record, match and post one credit. Idempotent by the bank's transaction id."""
-    with db.transaction() as session:
-        return record_credit(session, cfg, credit, utcnow())
+    """Record, match and post one credit. Idempotent by the bank's transaction id (a repeat is
+    `duplicate` and posts nothing); locks the payment its reference names; moves money (bank
+    clearing → the payment's beneficiary, or → suspense)."""
+    return receive_many(db, cfg, [credit])[0]
 
 
 def receive_many(db: Database, cfg: PaymentsConfig, credits: list[IncomingCredit]) -> list[Outcome]:
-    """A batch in one database transaction, each credit in its own savepoint."""
-    now = utcnow()
-    outcomes = []
+    """Record, match and post many credits in one transaction, with exactly the outcomes of
+    `record_credit` called for each in order (a transaction id repeated inside the batch is a
+    `duplicate`; a second credit for one charge finds it paid). Idempotent by transaction id;
+    moves money. On PostgreSQL set-based (`bulk_credits`), elsewhere one credit at a time."""
     with db.transaction() as session:
-        for credit in credits:
-            with session.begin_nested():
-                outcomes.append(record_credit(session, cfg, credit, now))
-    return outcomes
+        now = utcnow()
+        if session.get_bind().dialect.name == "postgresql":
+            return bulk_credits.record_credits(session, cfg, credits, now)
+        return [record_credit(session, cfg, credit, now) for credit in credits]
+
+
+def receive_each(db: Database, cfg: PaymentsConfig, credits: list[IncomingCredit]) -> list[Outcome]:
+    """`receive_many` one credit at a time on any database (the reference for the set-based
+    path; the only path on SQLite)."""
+    with db.transaction() as session:
+        now = utcnow()
+        return [record_credit(session, cfg, credit, now) for credit in credits]
+
+
+@dataclass(frozen=True)
+class _Note:
+    """A notification just stored (what matching needs; no second read of the row)."""
+
+    id: int
+    credit: IncomingCredit
+    found: tuple[str, str] | None
+    business_date: date
+    received_at: datetime
 
 
 def _posting_day(session: Session, credited_at: datetime, now: datetime) -> date:
     """The credit's own business day, or today when that day is already closed (SPEC §13)."""
     day = business_date(credited_at)
-    from payments.models import ClosedDay
-
     return business_date(now) if session.get(ClosedDay, day) is not None else day
 
 
 def record_credit(
     session: Session, cfg: PaymentsConfig, credit: IncomingCredit, now: datetime
 ) -> Outcome:
-    """Store the notification (or notice the duplicate), then match or park it."""
+    """Store the notification (or notice the duplicate), then match or park it. Flushes."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    found = _ref(credit.description)
+    found = our_reference(credit.description)
+    day = _posting_day(session, credit.credited_at, now)
     row_id = session.execute(
         insert(BankNotification)
         .values(
@@ -93,102 +108,99 @@ def record_credit(
             status="new",
             reference=found[1] if found else None,
             received_at=now,
-            business_date=_posting_day(session, credit.credited_at, now),
+            business_date=day,
         )
         .on_conflict_do_nothing()
         .returning(BankNotification.id)
     ).scalar()
     if row_id is None:
         return Outcome(NotificationStatus.DUPLICATE)
-    note = session.get(BankNotification, row_id)
-    assert note is not None
-    outcome = _match(session, cfg, note, found, now)
-    note.status, note.reason, note.payment_id = outcome.status, outcome.reason, outcome.payment_id
-    session.flush()
+    outcome = _match(session, cfg, _Note(row_id, credit, found, day, now))
+    session.execute(
+        update(BankNotification)
+        .where(BankNotification.id == row_id)
+        .values(status=outcome.status, reason=outcome.reason, payment_id=outcome.payment_id)
+    )
     return outcome
 
 
-def _ref(description: str) -> tuple[str, str] | None:
-    return our_reference(description)
+def _match(session: Session, cfg: PaymentsConfig, note: _Note) -> Outcome:
+    ours = note.credit.account_number == cfg.account
+    kind, reference = note.found or (None, None)
+    code = payment = None
+    if ours and kind == "stall":
+        code = session.scalars(select(StaticCode).where(StaticCode.reference == reference)).first()
+    elif ours and kind == "charge":
+        payment = session.scalars(
+            select(Payment).where(Payment.reference == reference).with_for_update()
+        ).first()
+    decision = classify(
+        amount=note.credit.amount,
+        right_account=ours,
+        kind=kind,
+        stall_known=code is not None,
+        charge=ChargeState(payment.status, payment.amount) if payment else None,
+    )
+    if decision.new_static_payment and code is not None:
+        payment = _static_payment(session, note, code)
+    if decision.matched and payment is not None:
+        _settle_credit(session, note, payment, now=note.received_at)
+        return Outcome(NotificationStatus.MATCHED, payment.id)
+    linked = payment if decision.linked else None
+    outcome = _to_suspense(session, note, str(decision.reason), linked)
+    if decision.amount_mismatch and linked is not None:
+        _announce_mismatch(session, linked, note.credit.amount)
+    return outcome
 
 
-def _match(
-    session: Session,
-    cfg: PaymentsConfig,
-    note: BankNotification,
-    found: tuple[str, str] | None,
-    now: datetime,
-) -> Outcome:
-    if note.account_number != cfg.account:
-        return _to_suspense(session, note, "wrong_account")
-    if found is None:
-        return _to_suspense(session, note, "no_reference")
-    kind, reference = found
-    if kind == "stall":
-        return _static_credit(session, note, reference)
-    payment = session.scalars(
-        select(Payment).where(Payment.reference == reference).with_for_update()
-    ).first()
-    if payment is None:
-        return _to_suspense(session, note, "unknown_reference")
-    if payment.status != PaymentStatus.PENDING:
-        reason = (
-            "late_credit"
-            if payment.status == PaymentStatus.EXPIRED
-            else f"payment_{payment.status}"
-        )
-        return _to_suspense(session, note, reason, payment)
-    if note.amount != payment.amount:
-        outcome = _to_suspense(session, note, "amount_mismatch", payment)
-        publish_after_commit(
-            session,
-            f"payment:{payment.id}",
-            {
-                "type": "amount_mismatch",
-                "payment_id": payment.id,
-                "expected": payment.amount,
-                "received": note.amount,
-                "status": payment.status,
-            },
-        )
-        return outcome
-    _settle_credit(session, note, payment, now)
-    return Outcome(NotificationStatus.MATCHED, payment.id)
+def _announce_mismatch(session: Session, payment: Payment, received: int) -> None:
+    publish_after_commit(
+        session,
+        f"payment:{payment.id}",
+        {
+            "type": "amount_mismatch",
+            "payment_id": payment.id,
+            "expected": payment.amount,
+            "received": received,
+            "status": payment.status,
+        },
+    )
 
 
-def _settle_credit(
-    session: Session, note: BankNotification, payment: Payment, now: datetime
-) -> None:
+def _settle_credit(session: Session, note: _Note, payment: Payment, now: datetime) -> None:
+    credit = note.credit
     ledger.post(
         session,
-        external_key=f"bank:{note.transaction_id}",
+        external_key=f"bank:{credit.transaction_id}",
         kind="bank_credit",
         business_date=note.business_date,
         payment_id=payment.id,
-        memo=f"{payment.reference} {payment.purpose}",
-        legs=[Leg("bank_clearing", note.amount), Leg(_beneficiary(session, payment), -note.amount)],
+        memo=payment_memo(payment.reference, payment.purpose),
+        legs=[
+            Leg("bank_clearing", credit.amount),
+            Leg(_beneficiary(session, payment), -credit.amount),
+        ],
     )
-    payment.counterparty_account = note.counterparty_account
-    payment.counterparty_bank_bin = note.counterparty_bank_bin
-    payment.counterparty_name = note.counterparty_name
-    succeed(session, payment, now, note.transaction_id)
+    payment.counterparty_account = credit.counterparty_account
+    payment.counterparty_bank_bin = credit.counterparty_bank_bin
+    payment.counterparty_name = credit.counterparty_name
+    succeed(session, payment, now, credit.transaction_id)
 
 
 def _beneficiary(session: Session, payment: Payment) -> str:
+    """The account a payment credits, made on first use (a merchant's payable, a wallet)."""
+    codes = {payment.credit_account}
     if payment.merchant_id is not None and payment.credit_account.startswith("merchant:"):
-        ledger.merchant_payable(session, payment.merchant_id)
-    if payment.credit_account.startswith("wallet:"):
-        ledger.wallet_account(session, int(payment.credit_account.split(":", 1)[1]))
+        codes.add(ledger.merchant_payable_code(payment.merchant_id))
+    ledger.account_refs(session, codes)  # cached per session: asked once per account
     return payment.credit_account
 
 
-def _static_credit(session: Session, note: BankNotification, reference: str) -> Outcome:
-    code = session.scalars(select(StaticCode).where(StaticCode.reference == reference)).first()
-    if code is None:
-        return _to_suspense(session, note, "unknown_reference")
+def _static_payment(session: Session, note: _Note, code: StaticCode) -> Payment:
+    """A stall's credit becomes a payment of the amount paid (pending until settled)."""
     payment = Payment(
         reference=None,
-        amount=note.amount,
+        amount=note.credit.amount,
         method="vietqr",
         status=PaymentStatus.PENDING,
         purpose="charge",
@@ -197,27 +209,26 @@ def _static_credit(session: Session, note: BankNotification, reference: str) -> 
         merchant_id=code.merchant_id,
         stall_id=code.stall_id,
         description="Static stall QR",
-        external_key=f"static:{note.transaction_id}",
+        external_key=f"static:{note.credit.transaction_id}",
         business_date=note.business_date,
-        created_at=note.credited_at,
+        created_at=as_utc(note.credit.credited_at),
     )
     session.add(payment)
     session.flush()
-    _settle_credit(session, note, payment, note.received_at)
-    return Outcome(NotificationStatus.MATCHED, payment.id)
+    return payment
 
 
 def _to_suspense(
-    session: Session, note: BankNotification, reason: str, payment: Payment | None = None
+    session: Session, note: _Note, reason: str, payment: Payment | None = None
 ) -> Outcome:
     ledger.post(
         session,
-        external_key=f"bank:{note.transaction_id}",
+        external_key=f"bank:{note.credit.transaction_id}",
         kind="bank_credit_suspense",
         business_date=note.business_date,
         payment_id=payment.id if payment else None,
-        memo=f"suspense: {reason}",
-        legs=[Leg("bank_clearing", note.amount), Leg("suspense", -note.amount)],
+        memo=suspense_memo(reason),
+        legs=[Leg("bank_clearing", note.credit.amount), Leg("suspense", -note.credit.amount)],
     )
     return Outcome(NotificationStatus.SUSPENSE, payment.id if payment else None, reason)
 
@@ -304,4 +315,12 @@ def _resolve(
     )
 
 
-__all__ = ["IncomingCredit", "Outcome", "event_payload", "receive", "receive_many"]
+__all__ = [
+    "IncomingCredit",
+    "Outcome",
+    "event_payload",
+    "receive",
+    "receive_each",
+    "receive_many",
+    "record_credit",
+]

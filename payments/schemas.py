@@ -222,3 +222,90 @@ class SuspenseListSchema(ma.Schema):
 class PageQuerySchema(StrictSchema):
     limit = ma.fields.Integer(load_default=50, validate=validate.Range(1, 500))
     starting_after = ma.fields.Integer(validate=validate.Range(0))
+
+
+# -- merchant webhooks and events (payments.webhooks) --------------------------------------------
+EVENT_TYPE_NAMES = ("payment.succeeded", "payment.expired", "payment.refunded", "payout.sent")
+
+
+class WebhookEndpointCreateSchema(StrictSchema):
+    url = ma.fields.String(
+        required=True,
+        validate=validate.Length(1, 500),
+        metadata={"description": "https URL (http and loopback too in sandbox mode)"},
+    )
+
+
+class WebhookEndpointSchema(ma.Schema):
+    id = ma.fields.Integer()
+    merchant_id = ma.fields.Integer()
+    url = ma.fields.String()
+    active = ma.fields.Boolean()
+    created_at = ma.fields.AwareDateTime()
+    previous_secret_expires_at = ma.fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "while a rotation is on: when the previous secret stops signing"},
+    )
+
+
+class WebhookEndpointSecretSchema(WebhookEndpointSchema):
+    secret = ma.fields.String(
+        metadata={"description": "`whsec_` + base64 of 24 bytes; shown only in this answer"}
+    )
+
+
+class WebhookEndpointListSchema(ma.Schema):
+    data = ma.fields.List(ma.fields.Nested(WebhookEndpointSchema))
+    has_more = ma.fields.Boolean()
+    next_cursor = ma.fields.Integer(allow_none=True)
+
+
+class MerchantEventSchema(ma.Schema):
+    id = ma.fields.String(metadata={"description": "the event id, sent as `webhook-id`"})
+    type = ma.fields.String()
+    timestamp = ma.fields.String(metadata={"description": "when it happened (ISO 8601, UTC)"})
+    data = ma.fields.Dict()
+    created_at = ma.fields.AwareDateTime()
+
+
+class MerchantEventListSchema(ma.Schema):
+    data = ma.fields.List(ma.fields.Nested(MerchantEventSchema))
+    has_more = ma.fields.Boolean()
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class MerchantEventQuerySchema(StrictSchema):
+    limit = ma.fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    starting_after = ma.fields.String(
+        validate=validate.Length(1, 40),
+        metadata={"description": "the id of the last event you have (a `webhook-id`)"},
+    )
+    type = ma.fields.String(validate=validate.OneOf(EVENT_TYPE_NAMES))
+
+
+class WebhookDeliverySchema(ma.Schema):
+    id = ma.fields.Integer()
+    event_id = ma.fields.String()
+    event_type = ma.fields.String()
+    endpoint_id = ma.fields.Integer()
+    status = ma.fields.String(metadata={"description": "pending, delivered, failed or cancelled"})
+    attempts = ma.fields.Integer()
+    last_status_code = ma.fields.Integer(allow_none=True)
+    last_error = ma.fields.String(allow_none=True)
+    next_attempt_at = ma.fields.AwareDateTime(allow_none=True)
+    delivered_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class WebhookDeliveryListSchema(ma.Schema):
+    data = ma.fields.List(ma.fields.Nested(WebhookDeliverySchema))
+    has_more = ma.fields.Boolean()
+    next_cursor = ma.fields.Integer(allow_none=True)
+
+
+class WebhookDeliveryQuerySchema(StrictSchema):
+    limit = ma.fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    starting_after = ma.fields.Integer(validate=validate.Range(0))
+    status = ma.fields.String(
+        validate=validate.OneOf(("pending", "delivered", "failed", "cancelled"))
+    )
+    endpoint_id = ma.fields.Integer(validate=validate.Range(1))

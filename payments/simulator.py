@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.request
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.config import Settings
@@ -21,6 +25,7 @@ from core.queue import enqueue
 from payments import bank, vietqr
 from payments.errors import SandboxDisabled
 from payments.models import SandboxTransfer
+from payments.service import PaymentsConfig
 
 SANDBOX_PAYER = ("NGUYEN VAN SANDBOX", "0123456789", "970436")
 
@@ -122,3 +127,39 @@ def deliver_notification(db: Database, settings: Settings, transfer_id: int) -> 
         if row is not None and row.notified_at is None:
             row.notified_at = utcnow()
     return str(answer.get("status", "unknown"))
+
+
+def book_payout(
+    session: Session,
+    cfg: PaymentsConfig | None,
+    *,
+    key: str,
+    amount: int,
+    description: str,
+    account: str,
+    bank_bin: str,
+    name: str,
+    at: datetime,
+) -> None:
+    """Sandbox only: the simulated bank executes one payout-file line, a DR on our collection
+    account, so simulated statements carry payouts as a real bank's would. Idempotent by
+    `key`; does nothing outside sandbox mode."""
+    if cfg is None or not cfg.sandbox:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(SandboxTransfer)
+        .values(
+            transaction_id=f"PO{key.replace(':', '')}",
+            account_number=cfg.account,
+            amount=amount,
+            direction="DR",
+            description=description[:500],
+            counterparty_name=name[:200],
+            counterparty_account=account,
+            counterparty_bank_bin=bank_bin,
+            credited_at=at,
+            notified_at=at,
+        )
+        .on_conflict_do_nothing()
+    )

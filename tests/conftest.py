@@ -22,7 +22,10 @@ from core.config import load_settings
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("CASHLESS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("CASHLESS_TEST_REDIS", "redis://127.0.0.1:6379/9")
+# A Redis database of its own per test session, so that two sessions on one machine (and the
+# RQ workers they start) never take each other's jobs.
+REDIS_URL = os.environ.get("CASHLESS_TEST_REDIS",
+                           f"redis://127.0.0.1:6379/{1 + os.getpid() % 15}")
 
 
 def need(service: str, available: bool, why: str) -> None:

@@ -28,7 +28,7 @@ def test_sweeper_reruns_a_job_whose_heartbeat_stopped(app: Flask) -> None:
     """A worker killed mid-job leaves the row `running` with an old heartbeat: re-run it."""
     svc = services(app)
     ping = diagnostics.create_ping(svc.db, "orphan")
-    wait_for(lambda: job_status(app, f"ping:{ping.id}") == JobStatus.DONE)
+    wait_for(lambda: job_status(app, f"ping:{ping.id}") == JobStatus.DONE, timeout=20)
     with svc.db.transaction() as session:
         ping_row = session.get(diagnostics.Ping, ping.id)
         ping_row.status = "queued"
@@ -36,7 +36,7 @@ def test_sweeper_reruns_a_job_whose_heartbeat_stopped(app: Flask) -> None:
         job.status = JobStatus.RUNNING
         job.heartbeat_at = utcnow() - timedelta(minutes=5)
     assert svc.runner.sweep() == {"resent": 0, "restarted": 1}
-    wait_for(lambda: diagnostics.get_ping(svc.db, ping.id).status == "answered")
+    wait_for(lambda: diagnostics.get_ping(svc.db, ping.id).status == "answered", timeout=20)
     with svc.db.reader() as session:
         assert session.get(OutboxJob, f"ping:{ping.id}").status == JobStatus.DONE
 
@@ -86,3 +86,18 @@ def test_cli_keys_rotate_and_export(app: Flask, monkeypatch: Any) -> None:
     exported = json.loads(runner.invoke(main, ["keys", "export", "--purpose", "bundle"]).output)
     assert {k["kid"] for k in exported["keys"]} >= {str(json.loads(second.output)["kid"])}
     assert all("d" not in key for key in exported["keys"])  # public parts only
+
+
+def test_sweeper_resends_jobs_the_queue_lost(app: Flask) -> None:
+    """Handed over but never started for a long time (a restart lost the queue): re-send."""
+    svc = services(app)
+    with svc.db.transaction() as session:
+        ping = diagnostics.Ping(message="lost", status="queued")
+        session.add(ping)
+        session.flush()
+        session.add(OutboxJob(id=f"ping:{ping.id}", func="core.diagnostics.answer_ping_job",
+                              args=json.dumps([ping.id, 0]), queue="high",
+                              status=JobStatus.SENT, sent_at=utcnow() - timedelta(hours=1),
+                              created_at=utcnow() - timedelta(hours=1)))
+    assert svc.runner.sweep() == {"resent": 1, "restarted": 0}
+    wait_for(lambda: diagnostics.get_ping(svc.db, ping.id).status == "answered", timeout=20)

@@ -21,6 +21,16 @@ from tests.api.test_foundation import assert_problem
 from tests.conftest import login, wait_for
 
 
+def rider(client: FlaskClient) -> dict[str, str]:
+    """A commuter of its own with an empty wallet (demo commuter1 starts with money)."""
+    import secrets
+
+    name = f"rider{secrets.token_hex(4)}"
+    created = client.post("/api/v1/auth/register", json={"username": name, "password": "ride1"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    return login(client, name, "ride1")
+
+
 def svc(app: Flask) -> Any:
     return app.extensions["cashless"]
 
@@ -89,7 +99,7 @@ def balances(app: Flask) -> dict[str, int]:
 
 
 def test_topup_returns_pending_vietqr(client: FlaskClient, auth: Any) -> None:
-    headers = auth("commuter1")
+    headers = rider(client)
     response = client.post(
         "/api/v1/wallets/me/topups", json={"amount": 50000}, headers=idem(headers, "topup-1")
     )
@@ -110,7 +120,7 @@ def test_topup_returns_pending_vietqr(client: FlaskClient, auth: Any) -> None:
 def test_bad_amounts_are_422_and_write_nothing(
     client: FlaskClient, auth: Any, app: Flask, amount: Any
 ) -> None:
-    headers = auth("commuter1")
+    headers = rider(client)
     response = client.post(
         "/api/v1/wallets/me/topups", json={"amount": amount}, headers=idem(headers, "bad-amount")
     )
@@ -123,14 +133,14 @@ def test_bad_amounts_are_422_and_write_nothing(
 
 def test_topup_requires_idempotency_key(client: FlaskClient, auth: Any) -> None:
     response = client.post(
-        "/api/v1/wallets/me/topups", json={"amount": 10000}, headers=auth("commuter1")
+        "/api/v1/wallets/me/topups", json={"amount": 10000}, headers=rider(client)
     )
     assert_problem(response, 400, "idempotency_key_missing")
 
 
 def test_topup_paid_through_simulator_reaches_wallet(live_app: Flask) -> None:
     client = live_app.test_client()
-    headers = login(client, "commuter1")
+    headers = rider(client)
     payment = client.post(
         "/api/v1/wallets/me/topups", json={"amount": 120000}, headers=idem(headers, "topup-sim")
     ).json
@@ -164,7 +174,7 @@ def test_sse_stream_reports_success_within_a_second(live_app: Flask) -> None:
     import urllib.request
 
     client = live_app.test_client()
-    headers = login(client, "commuter1")
+    headers = rider(client)
     payment = client.post(
         "/api/v1/wallets/me/topups", json={"amount": 30000}, headers=idem(headers, "topup-sse")
     ).json
@@ -289,7 +299,7 @@ def test_static_stall_code_credit_becomes_a_payment(client: FlaskClient, app: Fl
 
 
 def test_wallet_payment_of_pending_charge(client: FlaskClient, app: Flask, auth: Any) -> None:
-    headers = auth("commuter1")
+    headers = rider(client)
     uid = user_id(client, headers)
     payment_id = make_charge(app, 25000)
     poor = client.post(
@@ -320,7 +330,7 @@ def test_wallet_payment_of_pending_charge(client: FlaskClient, app: Flask, auth:
 
 
 def test_refunds_check_available_amount(client: FlaskClient, app: Flask, auth: Any) -> None:
-    commuter = auth("commuter1")
+    commuter = rider(client)
     uid = user_id(client, commuter)
     fund(app, uid, 40000, "fund-r")
     payment_id = make_charge(app, 40000)
@@ -396,13 +406,13 @@ def test_cancel_pending_charge(client: FlaskClient, app: Flask, auth: Any) -> No
     assert response.status_code == 200 and response.json["status"] == "cancelled"
     assert response.json["qr"] is None
     assert_problem(
-        client.post(f"/api/v1/payments/{payment_id}/cancel", headers=auth("commuter1")), 403
+        client.post(f"/api/v1/payments/{payment_id}/cancel", headers=rider(client)), 403
     )
 
 
 def test_payments_of_others_are_hidden(client: FlaskClient, app: Flask, auth: Any) -> None:
     payment_id = make_charge(app, 5000)
-    assert_problem(client.get(f"/api/v1/payments/{payment_id}", headers=auth("commuter1")), 404)
+    assert_problem(client.get(f"/api/v1/payments/{payment_id}", headers=rider(client)), 404)
     assert client.get(f"/api/v1/payments/{payment_id}", headers=auth("finance1")).status_code == 200
 
 
@@ -415,7 +425,7 @@ def test_payment_lists_need_a_window(client: FlaskClient, auth: Any) -> None:
 
 def test_sandbox_rejects_non_vietqr(client: FlaskClient, auth: Any) -> None:
     response = client.post(
-        "/api/v1/sandbox/bank/transfers", headers=auth("commuter1"), json={"qr_payload": "hello"}
+        "/api/v1/sandbox/bank/transfers", headers=rider(client), json={"qr_payload": "hello"}
     )
     assert_problem(response, 422)
 
@@ -425,7 +435,7 @@ def test_ledger_guards_on_sqlite(app: Flask) -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import DatabaseError
 
-    fund(app, 1, 1000, "guard")
+    fund(app, 987654, 1000, "guard")
     db = svc(app).db
     with pytest.raises(DatabaseError):
         with db.transaction() as session:
@@ -453,4 +463,4 @@ def test_ledger_guards_on_sqlite(app: Flask) -> None:
             )
             session.execute(text(f"INSERT INTO journal_seals (transaction_id) VALUES ({txn})"))
     with db.reader() as session:
-        assert ledger.balance(session, "wallet:1") == -1000
+        assert ledger.balance(session, "wallet:987654") == -1000

@@ -49,6 +49,8 @@ class LiveServer:
             "CASHLESS_DEMO": "1",
             "CASHLESS_SANDBOX": "1",
             "CASHLESS_PUBLIC_URL": self.url,
+            # Every browser test logs in; the real login limit is tested in the API tier.
+            "CASHLESS_LOGIN_RATE_LIMIT": "1000 per minute",
             "PYTHONPATH": str(ROOT),
         }
         env.pop("DATABASE_URL", None)

@@ -1,0 +1,567 @@
+# ruff: noqa: S608 - SQL is assembled from module constants only; every value is a bind parameter
+"""The matching phases of a run: set-based SQL, no Python loop over rows (SPEC §9).
+
+Everything happens inside the caller's transaction, in temporary work tables that die with it:
+`recon_wl` (statement lines of the day and its neighbours), `recon_wp` (bank-clearing ledger
+lines, read only through `payments.ledger.clearing_lines()`), `recon_pair` (what each phase
+confirmed), `recon_mem` (members of batch lines) and `recon_amb` (lines and ledger lines that
+had more than one candidate and wait for a human). The last phase writes `recon_items`.
+
+A phase only considers what earlier phases left unpaired, and every ordering is total, so the
+same data always gives the same pairs: re-running an unchanged day gives identical results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, Integer, bindparam, case, cast, func, insert, select
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from payments import ledger
+from reconciliation.categories import (
+    AMOUNT_MISMATCH_SUSPENSE_REASONS,
+    DUPLICATE_SUSPENSE_REASONS,
+    MAX_FEE_BASIS_POINTS,
+    NEIGHBOUR_DAYS,
+    OWN_KIND_PREFIX,
+    PAYOUT_PREFIX,
+    TIME_WINDOW_SECONDS,
+    Category,
+    Method,
+    Phase,
+    suspense_memos,
+)
+from reconciliation.lines import normalise
+
+_DATES = ("d", "lo", "hi")
+# A pair carries what its item needs, so writing a million items joins nothing.
+PAIR_COLUMNS = (
+    "line_id, posting_id, method, line_day, posting_day, line_amount, ledger_amount, kind, memo"
+)
+
+
+def pair_select(method: Method, line: str = "l", posting: str = "p") -> str:
+    """SELECT of PAIR_COLUMNS from a work line and a work ledger line (FROM … is the caller's)."""
+    return (
+        f"SELECT {line}.id AS line_id, {posting}.posting_id, '{method}' AS method, "
+        f"{line}.business_date AS line_day, {posting}.business_date AS posting_day, "
+        f"{line}.signed_amount AS line_amount, {posting}.amount AS ledger_amount, "
+        f"{posting}.kind, {posting}.memo "
+    )
+
+
+WP_COLUMNS = (
+    "posting_id",
+    "business_date",
+    "amount",
+    "kind",
+    "bank_txn",
+    "payment_reference",
+    "stall_reference",
+    "norm_label",
+    "norm_memo",
+    "memo",
+    "created_epoch",
+    "payment_id",
+)
+
+
+class Work:
+    """One run's SQL context: the session, the dialect and the parameters every phase uses."""
+
+    def __init__(self, session: Session, run_id: int, account: str, day: date) -> None:
+        self.session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+        span = timedelta(days=NEIGHBOUR_DAYS)
+        self.params: dict[str, Any] = {
+            "run": run_id,
+            "acct": account,
+            "d": day,
+            "lo": day - span,
+            "hi": day + span,
+            "win": TIME_WINDOW_SECONDS,
+            "bp": MAX_FEE_BASIS_POINTS,
+        }
+
+    def sql(self, statement: str, **extra: Any) -> Any:
+        params = {**self.params, **extra}
+        clause = sql_text(statement)
+        used = [name for name in params if f":{name}" in statement]
+        clause = clause.bindparams(
+            *(bindparam(name, type_=Date()) for name in used if name in _DATES)
+        )
+        return self.session.execute(clause, {name: params[name] for name in used})
+
+    def temp(self, name: str, select_sql: str, **extra: Any) -> None:
+        """CREATE TEMP TABLE name AS select (dropped at commit on PostgreSQL)."""
+        on_commit = " ON COMMIT DROP" if self.postgres else ""
+        self.sql(f"CREATE TEMP TABLE {name}{on_commit} AS {select_sql}", **extra)
+        self.analyze(name)
+
+    def pair(self, select_sql: str) -> None:
+        """Add the pairs a phase confirms (a select of PAIR_COLUMNS, see `pair_select`).
+
+        They are selected into a table of their own first: a statement that inserts into
+        recon_pair while reading it in an anti-join rescans its own new rows (quadratic
+        under a nested-loop plan).
+        """
+        self.temp("recon_new", select_sql)
+        self.sql(f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new")
+        self.sql("DROP TABLE recon_new")
+        self.analyze("recon_pair")
+
+    def create(self, name: str, columns: str) -> None:
+        """CREATE TEMP TABLE name (columns) (dropped at commit on PostgreSQL)."""
+        on_commit = " ON COMMIT DROP" if self.postgres else ""
+        self.sql(f"CREATE TEMP TABLE {name} ({columns}){on_commit}")
+
+    def analyze(self, name: str) -> None:
+        # Temporary tables get no automatic statistics; without them PostgreSQL plans the
+        # anti-joins below as nested loops over a million rows.
+        if self.postgres:
+            self.session.execute(sql_text(f"ANALYZE {name}"))
+
+    def contains(self, haystack: str, needle: str) -> str:
+        return (
+            f"strpos({haystack}, {needle}) > 0"
+            if self.postgres
+            else f"instr({haystack}, {needle}) > 0"
+        )
+
+    def drop_all(self) -> None:
+        if not self.postgres:
+            for name in (
+                "recon_wl",
+                "recon_wp",
+                "recon_pair",
+                "recon_mem",
+                "recon_amb",
+                "recon_left",
+                "recon_left_p",
+                "recon_cand",
+                "recon_dup",
+                "recon_named",
+            ):
+                self.session.execute(sql_text(f"DROP TABLE IF EXISTS {name}"))
+
+
+def _unpaired_line(alias: str) -> str:
+    return f"NOT EXISTS (SELECT 1 FROM recon_pair x WHERE x.line_id = {alias}.id)"
+
+
+def _unpaired_posting(alias: str) -> str:
+    return f"NOT EXISTS (SELECT 1 FROM recon_pair x WHERE x.posting_id = {alias}.posting_id)"
+
+
+# -- load -------------------------------------------------------------------------------------
+def load(work: Work) -> tuple[int, int]:
+    """Copy the run's universe into work tables; returns (lines of the day, ledger lines)."""
+    if not work.postgres:
+        _register_sqlite_functions(work.session)
+    epoch = (
+        "CAST(extract(epoch FROM booked_at) AS bigint)"
+        if work.postgres
+        else "CAST(strftime('%s', booked_at) AS INTEGER)"
+    )
+    work.temp(
+        "recon_wl",
+        f"SELECT id, business_date, {epoch} AS booked_epoch, "
+        "CASE WHEN direction = 'CR' THEN amount ELSE -amount END AS signed_amount, "
+        "bank_txn_id, reference, direction, ref_count, "
+        # The bulk (lines naming a charge) never needs its text again: keep only the rest's.
+        "CASE WHEN reference LIKE 'HC%' THEN NULL ELSE norm_description END "
+        "AS norm_description FROM recon_statement_lines "
+        "WHERE account_number = :acct AND business_date BETWEEN :lo AND :hi",
+    )
+    _load_postings(work)
+    work.create(
+        "recon_pair",
+        "line_id bigint, posting_id bigint, method text, line_day date, posting_day date, "
+        "line_amount bigint, ledger_amount bigint, kind text, memo text",
+    )
+    # "Still unpaired?" is asked of small sets again and again: index lookups, not hashes.
+    work.sql("CREATE INDEX ix_recon_pair_line ON recon_pair (line_id)")
+    work.sql("CREATE INDEX ix_recon_pair_posting ON recon_pair (posting_id)")
+    work.create("recon_amb", "subject text, subject_id bigint, n bigint")
+    lines = work.sql("SELECT count(*) FROM recon_wl WHERE business_date = :d").scalar_one()
+    postings = work.sql("SELECT count(*) FROM recon_wp WHERE business_date = :d").scalar_one()
+    return int(lines), int(postings)
+
+
+def _register_sqlite_functions(session: Session) -> None:
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    driver.create_function("recon_norm", 1, lambda v: normalise(v or ""), deterministic=True)
+
+
+def _norm(work: Work, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+    if work.postgres:
+        return func.regexp_replace(func.upper(func.coalesce(expr, "")), "[^A-Z0-9]", "", "g")
+    return func.recon_norm(expr)
+
+
+def _epoch(work: Work, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+    if work.postgres:
+        return cast(func.extract("epoch", expr), BigInteger)
+    return cast(func.strftime("%s", expr), Integer)
+
+
+def _load_postings(work: Work) -> None:
+    cl = ledger.clearing_lines().subquery("cl")
+    static = cl.c.stall_reference.is_not(None)
+    query = select(
+        cl.c.posting_id,
+        cl.c.business_date,
+        cl.c.amount,
+        cl.c.kind,
+        case((cl.c.external_key.like("bank:%"), func.substr(cl.c.external_key, 6))),
+        cl.c.payment_reference,
+        cl.c.stall_reference,
+        case((static, _norm(work, cl.c.terminal_label))),
+        case((cl.c.kind == "payout", _norm(work, cl.c.memo))),
+        case((cl.c.kind.in_(["bank_credit_suspense", "payout"]), cl.c.memo)),
+        case((static, _epoch(work, cl.c.payment_created_at))),
+        cl.c.payment_id,
+    ).where(
+        cl.c.business_date.between(work.params["lo"], work.params["hi"]),
+        cl.c.kind.not_like(OWN_KIND_PREFIX + "%"),
+    )
+    work.create(
+        "recon_wp",
+        "posting_id bigint, business_date date, amount bigint, kind text, bank_txn text, "
+        "payment_reference text, stall_reference text, norm_label text, norm_memo text, "
+        "memo text, created_epoch bigint, payment_id bigint",
+    )
+    target = sql_table("recon_wp", *(sql_column(name) for name in WP_COLUMNS))
+    work.session.execute(insert(target).from_select(list(WP_COLUMNS), query))
+    work.analyze("recon_wp")
+
+
+# -- phases 1 to 5 ----------------------------------------------------------------------------
+def by_transaction_id(work: Work) -> None:
+    """The statement line's bank id is the id the bank notified us with (one to one)."""
+    work.pair(
+        pair_select(Method.TXN_ID)
+        + "FROM recon_wl l JOIN recon_wp p ON p.bank_txn = l.bank_txn_id "
+        "WHERE (p.amount > 0) = (l.signed_amount > 0)"
+    )
+
+
+def by_reference(work: Work) -> None:
+    """Our charge reference in the description.
+
+    A reference held by exactly one open line and one open ledger line pairs them at once
+    (the bulk of a day, one hash join). Where a reference repeats on either side, its lines
+    and ledger lines are paired in time order, equal amounts first; what is left over is
+    classified later (a second line for a matched entry is a `duplicate`).
+    """
+    work.temp(
+        "recon_new",
+        pair_select(Method.REFERENCE) + ", l.reference FROM recon_wl l "
+        "JOIN recon_wp p ON p.payment_reference = l.reference "
+        "WHERE l.reference LIKE 'HC%' AND l.signed_amount > 0 AND p.amount > 0 "
+        f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}",
+    )
+    # A reference that repeats shows up as a line or a ledger line joined twice.
+    work.temp(
+        "recon_repeat",
+        "SELECT reference FROM recon_new WHERE line_id IN (SELECT line_id FROM recon_new "
+        "GROUP BY line_id HAVING count(*) > 1) UNION SELECT reference FROM recon_new "
+        "WHERE posting_id IN (SELECT posting_id FROM recon_new GROUP BY posting_id "
+        "HAVING count(*) > 1)",
+    )
+    work.sql(
+        f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new n "
+        "WHERE NOT EXISTS (SELECT 1 FROM recon_repeat r WHERE r.reference = n.reference)"
+    )
+    work.sql("DROP TABLE recon_new")
+    work.analyze("recon_pair")
+    for with_amount in (True, False):
+        _pair_in_time_order(work, with_amount)
+    work.sql("DROP TABLE recon_repeat")
+
+
+def _pair_in_time_order(work: Work, with_amount: bool) -> None:
+    extra = ", signed_amount" if with_amount else ""
+    extra_p = ", amount" if with_amount else ""
+    on_amount = " AND up.amount = ul.signed_amount" if with_amount else ""
+    work.pair(
+        pair_select(Method.REFERENCE) + "FROM "
+        f"(SELECT l.id, l.reference, l.signed_amount, ROW_NUMBER() OVER "
+        f"(PARTITION BY l.reference{extra} ORDER BY l.booked_epoch, l.id) AS rn "
+        "FROM recon_wl l JOIN recon_repeat r ON r.reference = l.reference "
+        f"WHERE l.signed_amount > 0 AND {_unpaired_line('l')}) ul JOIN "
+        "(SELECT p.posting_id, p.payment_reference, p.amount, ROW_NUMBER() OVER "
+        f"(PARTITION BY p.payment_reference{extra_p} ORDER BY "
+        "CASE WHEN p.kind = 'bank_credit' THEN 0 ELSE 1 END, p.posting_id) AS rn "
+        "FROM recon_wp p JOIN recon_repeat r ON r.reference = p.payment_reference "
+        f"WHERE p.amount > 0 AND {_unpaired_posting('p')}) up "
+        f"ON up.payment_reference = ul.reference AND up.rn = ul.rn{on_amount} "
+        "JOIN recon_wl l ON l.id = ul.id JOIN recon_wp p ON p.posting_id = up.posting_id"
+    )
+
+
+def by_amount_and_time(work: Work) -> None:
+    """Static stall QR: same amount, booked within the window of the ledger line, naming the
+    stall (its reference or its terminal label). Confirmed only when the line and the ledger
+    line are each other's only candidate; anything else waits for a human."""
+    label = work.contains("l.norm_description", "p.norm_label")
+    work.temp(
+        "recon_cand",
+        "SELECT l.id AS line_id, p.posting_id FROM recon_wl l "
+        "JOIN recon_wp p ON p.amount = l.signed_amount "
+        "WHERE l.signed_amount > 0 AND p.kind = 'bank_credit' "
+        "AND p.payment_reference IS NULL AND p.stall_reference IS NOT NULL "
+        f"AND (l.reference = p.stall_reference OR (p.norm_label <> '' AND {label})) "
+        "AND p.created_epoch BETWEEN l.booked_epoch - :win AND l.booked_epoch + :win "
+        f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}",
+    )
+    _confirm_unique(work, "recon_cand", Method.AMOUNT_TIME)
+    _record_ambiguous(work, "recon_cand")
+    work.sql("DROP TABLE recon_cand")
+
+
+def _confirm_unique(work: Work, candidates: str, method: Method, where: str = "1 = 1") -> None:
+    work.pair(
+        pair_select(method) + f"FROM {candidates} c JOIN recon_wl l ON l.id = c.line_id "
+        f"JOIN recon_wp p ON p.posting_id = c.posting_id WHERE {where} "
+        f"AND c.line_id IN (SELECT line_id FROM {candidates} WHERE {where} "
+        "GROUP BY line_id HAVING count(*) = 1) "
+        f"AND c.posting_id IN (SELECT posting_id FROM {candidates} WHERE {where} "
+        "GROUP BY posting_id HAVING count(*) = 1) "
+        f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}"
+    )
+
+
+def _record_ambiguous(work: Work, candidates: str) -> None:
+    work.sql(
+        "INSERT INTO recon_amb (subject, subject_id, n) "
+        f"SELECT 'line', c.line_id, count(*) FROM {candidates} c "
+        "WHERE NOT EXISTS (SELECT 1 FROM recon_pair x WHERE x.line_id = c.line_id) "
+        "GROUP BY c.line_id"
+    )
+    work.sql(
+        "INSERT INTO recon_amb (subject, subject_id, n) "
+        f"SELECT 'posting', c.posting_id, count(*) FROM {candidates} c "
+        "WHERE NOT EXISTS (SELECT 1 FROM recon_pair x WHERE x.posting_id = c.posting_id) "
+        "GROUP BY c.posting_id"
+    )
+
+
+def by_batch(work: Work) -> None:
+    """One line naming several payments (references or bank ids) settles all of them.
+
+    A ledger line named by two batch lines belongs to the first one.
+    """
+    named = []
+    for key in ("payment_reference", "bank_txn"):
+        named.append(
+            "SELECT r.line_id, p.posting_id FROM recon_line_refs r "
+            "JOIN recon_wl l ON l.id = r.line_id "
+            f"JOIN recon_wp p ON p.{key} = r.ref "
+            "WHERE l.ref_count > 1 AND l.signed_amount > 0 AND p.amount > 0 "
+            f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}"
+        )
+    work.temp(
+        "recon_mem",
+        "SELECT line_id, posting_id FROM (SELECT line_id, posting_id, ROW_NUMBER() OVER "
+        "(PARTITION BY posting_id ORDER BY line_id) AS rn FROM ("
+        + " UNION ".join(named)
+        + ") named) ranked WHERE rn = 1",
+    )
+    work.pair(
+        "SELECT DISTINCT l.id AS line_id, CAST(NULL AS bigint) AS posting_id, "
+        f"'{Method.BATCH}' AS method, l.business_date AS line_day, "
+        "CAST(NULL AS date) AS posting_day, l.signed_amount AS line_amount, "
+        "CAST(NULL AS bigint) AS ledger_amount, CAST(NULL AS text) AS kind, "
+        "CAST(NULL AS text) AS memo FROM recon_mem m JOIN recon_wl l ON l.id = m.line_id"
+    )
+
+
+def by_payout(work: Work) -> None:
+    """A DR line `PAYOUT <day> <merchant>` pays one payout batch of the same amount.
+
+    A ledger line whose memo is the line's note is a strong candidate and is tried first;
+    then amount alone, still only when the line and the payout are each other's only fit.
+    """
+    work.temp(
+        "recon_cand",
+        "SELECT l.id AS line_id, p.posting_id, "
+        "CASE WHEN p.norm_memo = l.norm_description THEN 1 ELSE 0 END AS strong "
+        "FROM recon_wl l JOIN recon_wp p ON p.amount = l.signed_amount "
+        f"WHERE l.direction = 'DR' AND l.norm_description LIKE '{PAYOUT_PREFIX}%' "
+        f"AND p.kind = 'payout' AND {_unpaired_line('l')} AND {_unpaired_posting('p')}",
+    )
+    _confirm_unique(work, "recon_cand", Method.PAYOUT, "strong = 1")
+    _confirm_unique(work, "recon_cand", Method.PAYOUT)
+    _record_ambiguous(work, "recon_cand")
+    work.sql("DROP TABLE recon_cand")
+
+
+PHASES: list[tuple[Phase, Callable[[Work], None]]] = [
+    (Phase.TXN_ID, by_transaction_id),
+    (Phase.REFERENCE, by_reference),
+    (Phase.AMOUNT_TIME, by_amount_and_time),
+    (Phase.BATCH, by_batch),
+    (Phase.PAYOUT, by_payout),
+]
+
+
+# -- classification ---------------------------------------------------------------------------
+def _quoted(values: list[str]) -> str:
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+def _pair_category() -> str:
+    """Precedence: amounts differ; what the ledger parked in suspense; another day; matched."""
+    suspense = "x.kind = 'bank_credit_suspense'"
+    mismatch = _quoted(suspense_memos(AMOUNT_MISMATCH_SUSPENSE_REASONS))
+    duplicate = _quoted(suspense_memos(DUPLICATE_SUSPENSE_REASONS))
+    return (
+        f"CASE WHEN x.line_amount <> x.ledger_amount THEN '{Category.AMOUNT_MISMATCH}' "
+        f"WHEN {suspense} AND x.memo IN ({mismatch}) THEN '{Category.AMOUNT_MISMATCH}' "
+        f"WHEN {suspense} AND x.memo IN ({duplicate}) THEN '{Category.DUPLICATE}' "
+        f"WHEN {suspense} THEN '{Category.MISSING_IN_LEDGER}' "
+        f"WHEN x.line_day <> x.posting_day THEN '{Category.OTHER_DAY}' "
+        f"ELSE '{Category.MATCHED}' END"
+    )
+
+
+def classify(work: Work) -> dict[str, int]:
+    """Write the run's items: pairs, batches, duplicates, then what is missing on each side.
+
+    Only what concerns the run's day is written: its lines, its ledger lines, and pairs that
+    join one of them to a neighbouring day (`other_day`). Returns the count per category.
+    """
+    _write_pairs(work)
+    _write_batches(work)
+    # What is left unpaired is small; keep it apart so the last steps do not rescan the day.
+    work.temp(
+        "recon_left",
+        f"SELECT l.id FROM recon_wl l WHERE l.business_date = :d AND {_unpaired_line('l')}",
+    )
+    work.temp(
+        "recon_left_p",
+        "SELECT p.posting_id FROM recon_wp p WHERE p.business_date = :d "
+        f"AND {_unpaired_posting('p')} "
+        "AND NOT EXISTS (SELECT 1 FROM recon_mem m WHERE m.posting_id = p.posting_id)",
+    )
+    _write_unpaired_lines(work)
+    _write_unpaired_postings(work)
+    rows = work.sql(
+        "SELECT category, count(*) FROM recon_items WHERE run_id = :run GROUP BY category"
+    ).all()
+    counts = {category.value: 0 for category in Category}
+    counts.update({str(name): int(n) for name, n in rows})
+    return counts
+
+
+def _write_pairs(work: Work) -> None:
+    work.sql(
+        "INSERT INTO recon_items (run_id, category, method, statement_line_id, posting_id, "
+        "member_count, line_amount, ledger_amount, reason) "
+        f"SELECT :run, {_pair_category()}, x.method, x.line_id, x.posting_id, 1, "
+        "x.line_amount, x.ledger_amount, "
+        "CASE WHEN x.kind = 'bank_credit_suspense' THEN x.memo END FROM recon_pair x "
+        "WHERE x.posting_id IS NOT NULL AND (x.line_day = :d OR x.posting_day = :d)"
+    )
+
+
+def _write_batches(work: Work) -> None:
+    fits_fee = (
+        "(s.total > l.signed_amount AND (s.total - l.signed_amount) * 10000 <= s.total * :bp)"
+    )
+    work.sql(
+        "INSERT INTO recon_items (run_id, category, method, statement_line_id, member_count, "
+        "line_amount, ledger_amount, fee) "
+        f"SELECT :run, CASE WHEN s.total <> l.signed_amount AND NOT {fits_fee} "
+        f"THEN '{Category.AMOUNT_MISMATCH}' WHEN s.other > 0 THEN '{Category.OTHER_DAY}' "
+        f"WHEN s.total = l.signed_amount THEN '{Category.MATCHED}' "
+        f"ELSE '{Category.MATCHED_WITH_FEE}' END, '{Method.BATCH}', l.id, s.n, "
+        f"l.signed_amount, s.total, CASE WHEN {fits_fee} THEN s.total - l.signed_amount END "
+        "FROM recon_wl l JOIN (SELECT m.line_id, count(*) AS n, sum(p.amount) AS total, "
+        "sum(CASE WHEN p.business_date <> ml.business_date THEN 1 ELSE 0 END) AS other, "
+        "max(CASE WHEN p.business_date = :d THEN 1 ELSE 0 END) AS has_day "
+        "FROM recon_mem m JOIN recon_wp p ON p.posting_id = m.posting_id "
+        "JOIN recon_wl ml ON ml.id = m.line_id GROUP BY m.line_id) s ON s.line_id = l.id "
+        "WHERE l.business_date = :d OR s.has_day = 1"
+    )
+    work.sql(
+        "INSERT INTO recon_item_members (run_id, posting_id, item_id) "
+        "SELECT :run, m.posting_id, i.id FROM recon_mem m "
+        "JOIN recon_items i ON i.run_id = :run AND i.statement_line_id = m.line_id"
+    )
+
+
+def _write_unpaired_lines(work: Work) -> None:
+    """A leftover line naming an entry another line already matched is a `duplicate`."""
+    # What each leftover line names (its reference, or a batch line's references), then
+    # which of those entries another line already took: index lookups on a small set.
+    work.temp(
+        "recon_named",
+        "SELECT l.id AS line_id, l.reference AS ref FROM recon_left f "
+        "JOIN recon_wl l ON l.id = f.id WHERE l.reference IS NOT NULL "
+        "UNION SELECT r.line_id, r.ref FROM recon_left f "
+        "JOIN recon_line_refs r ON r.line_id = f.id",
+    )
+    work.temp(
+        "recon_dup",
+        " UNION ".join(
+            "SELECT n.line_id, p.posting_id FROM recon_named n "
+            f"JOIN recon_wp p ON p.{key} = n.ref WHERE p.amount > 0"
+            for key in ("payment_reference", "bank_txn")
+        ),
+    )
+    # Filtered only now, on the few joined rows (as a filter of the join, PostgreSQL would
+    # probe every ledger line of the day).
+    work.sql(
+        "DELETE FROM recon_dup WHERE NOT EXISTS (SELECT 1 FROM recon_pair x "
+        "WHERE x.posting_id = recon_dup.posting_id) AND NOT EXISTS (SELECT 1 FROM recon_mem m "
+        "WHERE m.posting_id = recon_dup.posting_id)"
+    )
+    work.sql(
+        "INSERT INTO recon_items (run_id, category, method, statement_line_id, "
+        "related_posting_id, member_count, line_amount, reason) "
+        f"SELECT :run, CASE WHEN d.posting_id IS NULL THEN '{Category.MISSING_IN_LEDGER}' "
+        f"ELSE '{Category.DUPLICATE}' END, '{Method.NONE}', l.id, d.posting_id, 0, "
+        "l.signed_amount, CASE WHEN d.posting_id IS NOT NULL "
+        "THEN 'another bank id for an entry that is already matched' "
+        "WHEN a.n IS NOT NULL THEN 'ambiguous: ' || a.n || ' candidate(s); confirm by hand' "
+        "END FROM recon_left f JOIN recon_wl l ON l.id = f.id "
+        "LEFT JOIN (SELECT line_id, min(posting_id) AS posting_id FROM recon_dup "
+        "GROUP BY line_id) d ON d.line_id = l.id "
+        "LEFT JOIN recon_amb a ON a.subject = 'line' AND a.subject_id = l.id"
+    )
+
+
+def _write_unpaired_postings(work: Work) -> None:
+    work.sql(
+        "INSERT INTO recon_items (run_id, category, method, posting_id, member_count, "
+        "ledger_amount, reason) "
+        f"SELECT :run, '{Category.MISSING_IN_BANK}', '{Method.NONE}', p.posting_id, 1, p.amount, "
+        "CASE WHEN a.n IS NOT NULL THEN 'ambiguous: ' || a.n || ' candidate(s); "
+        "confirm by hand' END FROM recon_left_p f "
+        "JOIN recon_wp p ON p.posting_id = f.posting_id "
+        "LEFT JOIN recon_amb a ON a.subject = 'posting' AND a.subject_id = p.posting_id"
+    )
+
+
+def attach_resolutions(work: Work) -> None:
+    """Items a finance decision already answered (same subject, same category) keep it."""
+    work.sql(
+        "UPDATE recon_items SET resolution_id = (SELECT r.id FROM recon_resolutions r "
+        "WHERE r.account_number = :acct AND r.business_date = :d "
+        "AND r.category = recon_items.category AND ("
+        "(r.subject = 'line' AND r.subject_id = recon_items.statement_line_id) OR "
+        "(r.subject = 'posting' AND recon_items.statement_line_id IS NULL "
+        "AND r.subject_id = recon_items.posting_id))) "
+        f"WHERE run_id = :run AND category NOT IN ('{Category.MATCHED}', "
+        f"'{Category.MATCHED_WITH_FEE}')"
+    )
