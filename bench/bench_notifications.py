@@ -178,6 +178,10 @@ def service(
     """The service under gunicorn on a free loopback port; stopped (by its pid) on exit."""
     port = free_port()
     instance = Path(tempfile.mkdtemp(prefix="bench-instance-"))
+    # Compiled once here: gunicorn's workers would otherwise race to write the same .mo file.
+    from core.i18n import compile_catalogues
+
+    compile_catalogues(ROOT / "cashless" / "translations", instance / "translations")
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -203,7 +207,8 @@ def service(
         wait_ready(port, proc, log)
         yield f"127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited by itself
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:

@@ -74,8 +74,12 @@ def to_row(line: StatementLine) -> tuple[LineRow, tuple[str, ...]] | LineError:
     ours = find_references(norm) if "H" in norm else []
     if not ours and line.references:
         ours = find_references(" ".join(line.references))
-    refs = tuple(dict.fromkeys([*ours, *(r[:MAX_REF] for r in line.references)]))
-    batch = len(ours) > 1 or len(refs) > 1
+    refs = (
+        tuple(dict.fromkeys([*ours, *(r[:MAX_REF] for r in line.references)]))
+        if line.references
+        else tuple(ours)
+    )
+    batch = len(refs) > 1
     row = LineRow(
         line.line_no,
         line.bank_txn_id,

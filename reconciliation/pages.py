@@ -64,6 +64,16 @@ def _messages() -> dict[str, str]:
         "error": _("Something went wrong. Try again."),
         "statement": _("Statement"),
         "ledger": _("Ledger"),
+        "phase_queued": _("waiting for a worker"),
+        "phase_load": _("reading statement and ledger"),
+        "phase_txn_id": _("matching by bank transaction id"),
+        "phase_reference": _("matching by payment reference"),
+        "phase_amount_time": _("matching static QR payments"),
+        "phase_batch": _("matching batch settlements"),
+        "phase_payout": _("matching payouts"),
+        "phase_classify": _("classifying"),
+        "phase_done": _("finished"),
+        "phase_failed": _("failed"),
     }
 
 

@@ -186,9 +186,10 @@ def load(work: Work) -> tuple[int, int]:
         "line_id bigint, posting_id bigint, method text, line_day date, posting_day date, "
         "line_amount bigint, ledger_amount bigint, kind text, memo text",
     )
-    # "Still unpaired?" is asked of small sets again and again: index lookups, not hashes.
-    work.sql("CREATE INDEX ix_recon_pair_line ON recon_pair (line_id)")
-    work.sql("CREATE INDEX ix_recon_pair_posting ON recon_pair (posting_id)")
+    # Each line and each ledger line is paired at most once (batches have no ledger line
+    # here: NULLs do not collide). The indexes also answer "still unpaired?" by lookups.
+    work.sql("CREATE UNIQUE INDEX ix_recon_pair_line ON recon_pair (line_id)")
+    work.sql("CREATE UNIQUE INDEX ix_recon_pair_posting ON recon_pair (posting_id)")
     work.create("recon_amb", "subject text, subject_id bigint, n bigint")
     lines = work.sql("SELECT count(*) FROM recon_wl WHERE business_date = :d").scalar_one()
     postings = work.sql("SELECT count(*) FROM recon_wp WHERE business_date = :d").scalar_one()
@@ -269,7 +270,7 @@ def by_reference(work: Work) -> None:
         "WHERE l.reference LIKE 'HC%' AND l.signed_amount > 0 AND p.amount > 0 "
         f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}",
     )
-    # A reference that repeats shows up as a line or a ledger line joined twice.
+    # A reference that repeats on either side joins some line or ledger line twice.
     work.temp(
         "recon_repeat",
         "SELECT reference FROM recon_new WHERE line_id IN (SELECT line_id FROM recon_new "

@@ -64,7 +64,26 @@ def rate_text(matched: int, total: int) -> str:
 
 
 def _sections(report: DailyReport) -> list[tuple[str, list[str], list[list[Any]]]]:
-    summary: list[list[Any]] = [
+    items = [[i.get(c) if i.get(c) is not None else "" for c in ITEM_COLUMNS] for i in report.items]
+    return [
+        ("Summary", ["field", "value"], _summary(report)),
+        ("Runs", RUN_COLUMNS, [_run_row(r) for r in report.runs]),
+        (
+            "Channels",
+            ["channel", "count", "amount"],
+            [[c["channel"], c["count"], c["amount"]] for c in report.channels],
+        ),
+        (
+            "Merchants",
+            ["merchant_id", "count", "amount"],
+            [[m["merchant_id"], m["count"], m["amount"]] for m in report.merchants],
+        ),
+        ("Items", list(ITEM_COLUMNS), items),
+    ]
+
+
+def _summary(report: DailyReport) -> list[list[Any]]:
+    return [
         ["business_date", report.business_date.isoformat()],
         ["status", report.status],
         ["generated_at", report.generated_at.isoformat()],
@@ -73,41 +92,19 @@ def _sections(report: DailyReport) -> list[tuple[str, list[str], list[list[Any]]
         ["items", len(report.items)],
         ["items_resolved", sum(1 for i in report.items if i.get("resolution"))],
     ]
-    runs = [
-        [
-            r["account_number"],
-            r["run_id"],
-            r["attempt"],
-            r["status"],
-            r["matched"],
-            r["total"],
-            rate_text(r["matched"], r["total"]),
-            *(r["counts"].get(c, 0) for c in _CATEGORIES),
-        ]
-        for r in report.runs
-    ]
-    channels = [[c["channel"], c["count"], c["amount"]] for c in report.channels]
-    merchants = [[m["merchant_id"], m["count"], m["amount"]] for m in report.merchants]
-    items = [[i.get(c) if i.get(c) is not None else "" for c in ITEM_COLUMNS] for i in report.items]
+
+
+def _run_row(run: dict[str, Any]) -> list[Any]:
+    counts = [run["counts"].get(category, 0) for category in _CATEGORIES]
     return [
-        ("Summary", ["field", "value"], summary),
-        (
-            "Runs",
-            [
-                "account_number",
-                "run_id",
-                "attempt",
-                "status",
-                "matched",
-                "total",
-                "match_rate",
-                *_CATEGORIES,
-            ],
-            runs,
-        ),
-        ("Channels", ["channel", "count", "amount"], channels),
-        ("Merchants", ["merchant_id", "count", "amount"], merchants),
-        ("Items", list(ITEM_COLUMNS), items),
+        run["account_number"],
+        run["run_id"],
+        run["attempt"],
+        run["status"],
+        run["matched"],
+        run["total"],
+        rate_text(run["matched"], run["total"]),
+        *counts,
     ]
 
 
@@ -120,6 +117,16 @@ _CATEGORIES = (
     "duplicate",
     "other_day",
 )
+RUN_COLUMNS = [
+    "account_number",
+    "run_id",
+    "attempt",
+    "status",
+    "matched",
+    "total",
+    "match_rate",
+    *_CATEGORIES,
+]
 
 
 def render_csv(report: DailyReport) -> bytes:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core.clock import business_date, utcnow
 from core.config import Settings
 from core.db import Database
-from core.errors import invalid
+from core.errors import Conflict, invalid
 from core.queue import enqueue
 from payments import ledger
 from payments.errors import DayClosed as LedgerDayClosed
@@ -234,27 +234,11 @@ def start_run(
         found = _unfinished_run(session, account, day)
         if found is not None:
             return found, False
-        attempt = session.scalar(
-            select(func.coalesce(func.max(Run.attempt), 0)).where(
-                Run.account_number == account, Run.business_date == day
-            )
-        )
-        run = Run(
-            account_number=account,
-            business_date=day,
-            attempt=int(attempt or 0) + 1,
-            created_by=actor,
-            counts={},
-            phase=Phase.QUEUED,
-        )
-        try:
-            with session.begin_nested():
-                session.add(run)
-                session.flush()
-        except IntegrityError:
+        run = _new_attempt(session, account, day, actor)
+        if run is None:  # a concurrent start won the unique index: return its run
             found = _unfinished_run(session, account, day)
-            if found is None:
-                raise
+            if found is None:  # … which has even finished already
+                raise Conflict("a run of this day just started; ask again", code="run_race")
             return found, False
         enqueue(
             session,
@@ -265,6 +249,29 @@ def start_run(
             max_attempts=MAX_EXECUTIONS,
         )
         return run, True
+
+
+def _new_attempt(session: Session, account: str, day: date, actor: str) -> Run | None:
+    attempt = session.scalar(
+        select(func.coalesce(func.max(Run.attempt), 0)).where(
+            Run.account_number == account, Run.business_date == day
+        )
+    )
+    run = Run(
+        account_number=account,
+        business_date=day,
+        attempt=int(attempt or 0) + 1,
+        created_by=actor,
+        counts={},
+        phase=Phase.QUEUED,
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError:
+        return None
+    return run
 
 
 def check_open(session: Session, day: date) -> None:

@@ -567,3 +567,34 @@ def test_clearing_lines_still_reads_as_before(app: Flask) -> None:
     ]
     with svc(app).db.reader() as session:
         session.execute(select(cl)).all()
+
+
+def test_nightly_schedule_reconciles_the_previous_business_day_once(
+    app: Flask, client: FlaskClient, auth: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from cashless.schedules import all_schedules
+
+    schedule = {s.name: s for s in all_schedules()}["reconcile-previous-day"]
+    assert schedule.cron == "0 5 * * *" and schedule.per_business_day  # 05:00 Asia/Ho_Chi_Minh
+    runner = svc(app).runner
+    # 22:30 UTC on 24 Nov is 05:30 on 25 Nov in Hanoi: the previous business day is 24 Nov.
+    fired_at = datetime(2026, 11, 24, 22, 30, tzinfo=UTC)
+    first = runner.fire_schedule("reconcile-previous-day", at=fired_at)
+    again = runner.fire_schedule("reconcile-previous-day", at=fired_at)
+    assert first == again == "reconcile-previous-day:2026-11-25"
+
+    headers = auth("finance1")
+
+    def runs() -> list[Any]:
+        body = client.get(
+            f"{API}/reconciliation/runs",
+            headers=headers,
+            query_string={"business_date": "2026-11-24"},
+        ).json
+        return [r for r in body["data"] if r["status"] == "done"]
+
+    finished = wait_for(runs, timeout=20)
+    assert len(finished) == 1 and finished[0]["created_by"] == "scheduler"
+    assert finished[0]["account_number"] == account(app)

@@ -103,7 +103,8 @@ if (sandboxButton) {
 function showRun(run) {
   $("run-progress").value = run.progress;
   $("run-percent").textContent = `${run.progress} %`;
-  $("run-phase").textContent = `#${run.id} ${T[run.status] || run.status} · ${run.phase}`;
+  const phase = T[`phase_${run.phase}`] || run.phase;
+  $("run-phase").textContent = `#${run.id} ${T[run.status] || run.status} · ${phase}`;
   $("run-phase").dataset.status = run.status;
   for (const row of document.querySelectorAll("#run-counts tbody tr")) {
     row.querySelector(".count").textContent = run.status === "done" ? run.counts[row.dataset.category] : "–";
