@@ -6,6 +6,7 @@ start-up, so no binary `.mo` file is committed and no build step is needed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -35,7 +36,8 @@ def compile_catalogues(source: Path, target: Path) -> None:
         mo_path.parent.mkdir(parents=True, exist_ok=True)
         with po_path.open("rb") as handle:
             catalogue = read_po(handle, locale=po_path.parts[-3])
-        tmp = mo_path.with_suffix(".tmp")
+        # Several gunicorn workers may compile at once on a fresh instance: own temp file each.
+        tmp = mo_path.with_suffix(f".{os.getpid()}.tmp")
         with tmp.open("wb") as handle:
             write_mo(handle, catalogue)
         tmp.replace(mo_path)

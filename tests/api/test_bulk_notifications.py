@@ -9,6 +9,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -142,3 +143,22 @@ def test_a_bad_signature_or_a_bad_item_refuses_the_whole_batch(
         assert_problem(post_batch(client, app, [good, bad]), 422)
     with svc(app).db.reader() as session:
         assert session.query(BankNotification).count() == 0
+
+
+def test_merchant_events_in_bulk_are_the_events_one_by_one(app: Flask) -> None:
+    """`record_merchant_events` on the embedded default stores what `record_merchant_event`
+    stores, in order (the batch path uses it on PostgreSQL)."""
+    from payments.events import record_merchant_event, record_merchant_events
+    from payments.models import MerchantEvent
+
+    wanted = [(61, "payment.succeeded", {"n": 1}), (62, "payment.expired", {"n": 2})]
+    with svc(app).db.transaction() as session:
+        ids = record_merchant_events(session, wanted)
+        single = record_merchant_event(session, 61, "payment.succeeded", {"n": 1}).id
+    with svc(app).db.reader() as session:
+        rows = [session.get(MerchantEvent, event_id) for event_id in [*ids, single]]
+        got = [(r.merchant_id, r.type, r.payload["type"], r.payload["data"]) for r in rows]
+    assert ids == sorted(ids) and single > ids[-1]
+    assert got == [(m, t, t, d) for m, t, d in [*wanted, wanted[0]]]
+    with pytest.raises(ValueError), svc(app).db.transaction() as session:
+        record_merchant_events(session, [(61, "payment.lost", {})])
