@@ -6,13 +6,9 @@ import marshmallow as ma
 from marshmallow import validate
 
 from core.users import Role
+from payments.schemas import StrictSchema  # one definition of 'unknown fields are a 422'
 
 ROLE_NAMES = [r.value for r in Role]
-
-
-class StrictSchema(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
 
 
 class TokenRequestSchema(StrictSchema):

@@ -9,14 +9,10 @@ from flask_smorest.fields import Upload
 from marshmallow import validate
 
 from core.money import MAX_AMOUNT
+from payments.schemas import StrictSchema  # one definition of 'unknown fields are a 422'
 from reconciliation.categories import Action, Category
 
 CATEGORIES = [c.value for c in Category]
-
-
-class StrictSchema(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
 
 
 class PageQuerySchema(StrictSchema):

@@ -12,6 +12,7 @@ from marshmallow import validate
 
 from core.clock import utcnow
 from core.money import MAX_AMOUNT
+from payments.schemas import StrictSchema  # one definition of 'unknown fields are a 422'
 from ticketing.fares import MAX_FALLBACK_TOKENS, ConcessionGroup
 from ticketing.validation import Mode, Outcome, ProductKind, Reason
 
@@ -22,11 +23,6 @@ GROUPS = [g.value for g in ConcessionGroup]
 CODE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 MAX_TAPS_PER_UPLOAD = 500
-
-
-class StrictSchema(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
 
 
 class Amount(ma.fields.Integer):
