@@ -86,6 +86,38 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
     run_server(host, port, workers, threads)
 
 
+# What the jobs import when they run (payments.jobs imports payments.webhooks inside the job,
+# and so on). RQ forks a fresh work horse for every job: without these imported, and every
+# mapper configured, in the worker before it forks, each horse imported the models and
+# configured SQLAlchemy again, ~0.6 s of a webhook delivery that otherwise takes milliseconds
+# (bench/bench_load_mixed.py found the webhook queue falling behind at 15 payments a second).
+JOB_MODULES = (
+    "core.diagnostics",
+    "core.idempotency",
+    "payments.jobs",
+    "payments.service",
+    "payments.simulator",
+    "payments.webhooks",
+    "merchants.jobs",
+    "merchants.payouts",
+    "reconciliation.jobs",
+    "reconciliation.errors",
+    "reconciliation.service",
+)
+
+
+def preload_job_modules() -> None:
+    """Import every module a job needs and configure the ORM once, in the worker's parent
+    process; work horses inherit both. Opens no connection (a forked socket is shared)."""
+    import importlib
+
+    from sqlalchemy.orm import configure_mappers
+
+    for name in JOB_MODULES:
+        importlib.import_module(name)
+    configure_mappers()
+
+
 @main.command()
 @click.option("--queues", default="high,default,low", show_default=True)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
@@ -102,6 +134,7 @@ def worker(queues: str, burst: bool) -> None:
         raise click.ClickException("REDIS_URL is not set: jobs run inside `cashless serve`")
     set_schedule_provider(all_schedules)
     get_runner()
+    preload_job_modules()
     connection = Redis.from_url(settings.redis_url)
     names = [q.strip() for q in queues.split(",") if q.strip()]
     Worker(names, connection=connection, serializer=WorkerSerializer).work(
