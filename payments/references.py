@@ -30,6 +30,7 @@ __all__ = [
     "STALL_PREFIX",
     "InvalidReference",
     "check_character",
+    "find_normalised_references",
     "find_references",
     "is_valid_reference",
     "kind_of",
@@ -165,9 +166,56 @@ def find_references(description: str) -> list[str]:
     11-character window starting with `HC` or `HS` is tried, overlapping ones included. Returns
     the references in order of first appearance, without duplicates (possibly empty).
     """
+    return find_normalised_references(_normalise_description(description))
+
+
+# Luhn mod 32 over body + check, from the right: the check character counts as it is, the
+# character before it doubled ("digit sum" in base 32), and so on alternately.
+_PLAIN = dict(_VALUE)
+_DOUBLED = {ch: (2 * v) // BASE + (2 * v) % BASE for ch, v in _VALUE.items()}
+
+
+def find_normalised_references(text: str) -> list[str]:
+    """`find_references` for a note that is already upper-case A-Z and 0-9 only.
+
+    A note with a single `HC`/`HS` (nearly every statement line) is checked with table
+    lookups instead of the regular expression; the result is the same (a property test
+    compares the two).
+    """
+    starts = text.count("HC") + text.count("HS")
+    if starts == 0:
+        return []
+    if starts == 1:
+        at = text.find("HC")
+        if at < 0:
+            at = text.find("HS")
+        candidate = text[at : at + REFERENCE_LENGTH]
+        return [candidate] if _valid_window(candidate) else []
     found: dict[str, None] = {}
-    for match in _CANDIDATE_RE.finditer(_normalise_description(description)):
+    for match in _CANDIDATE_RE.finditer(text):
         candidate = match.group(1)
         if _has_valid_check(candidate):
             found.setdefault(candidate)
     return list(found)
+
+
+def _valid_window(c: str) -> bool:
+    """True when `c` (starting with HC or HS) is 11 alphabet characters with a valid check."""
+    if len(c) != REFERENCE_LENGTH:
+        return False
+    plain, doubled = _PLAIN, _DOUBLED
+    try:
+        total = (
+            plain[c[10]]
+            + doubled[c[9]]
+            + plain[c[8]]
+            + doubled[c[7]]
+            + plain[c[6]]
+            + doubled[c[5]]
+            + plain[c[4]]
+            + doubled[c[3]]
+            + plain[c[2]]
+        )
+    except KeyError:  # a character outside the alphabet (I, L, O, U)
+        return False
+    return total % BASE == 0

@@ -1,27 +1,46 @@
 # ruff: noqa: S608 - SQL is assembled from module constants only; every value is a bind parameter
 """Bulk loading of statement lines inside the caller's transaction (flushes, never commits).
 
-Rows go into a temporary staging table — through COPY on PostgreSQL (psycopg's
-`cursor.copy`), `executemany` in batches on SQLite — and from there into
-`recon_statement_lines` with one set-based `INSERT … ON CONFLICT DO NOTHING`, which skips bank
-transaction ids we already hold. Memory stays flat: rows are streamed, never collected.
+PostgreSQL: the lines are written as COPY text (`reconciliation.lines`) straight into
+`recon_statement_lines` under a savepoint, so the database inserts while Python parses the
+next lines. A bank transaction id we already hold (or one repeated in the file) makes that
+COPY fail on the unique index; the savepoint is rolled back and the file is read again into a
+temporary staging table, then moved with one set-based `INSERT … ON CONFLICT DO NOTHING`
+that skips the ids we hold (the first occurrence in a file wins). SQLite: the staging path,
+filled with `executemany` in batches. Memory stays flat: rows are streamed, never collected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from reconciliation.lines import LINE_COLUMNS, LineRow, to_row
-from reconciliation.statements import LineError, StatementLine
+from reconciliation.lines import (
+    LINE_COLUMNS,
+    LineRow,
+    copy_text,
+    copy_value,
+    fast_copy_text,
+    to_row,
+)
+from reconciliation.statements import (
+    LineError,
+    StatementLine,
+    csv_line,
+    csv_records,
+    read_camt053,
+)
 
 MAX_ERRORS = 1000  # kept per statement; the counts cover every line
 SQLITE_BATCH = 2000
+COPY_CHUNK = 1000  # lines per write to the COPY stream
+UNIQUE_VIOLATION = "23505"
 
 _PG_TYPES = {
     "line_no": "integer",
@@ -40,6 +59,8 @@ _PG_TYPES = {
 }
 _COLUMNS = ", ".join(LINE_COLUMNS)
 
+OpenStream = Callable[[], AbstractContextManager[IO[bytes]]]
+
 
 @dataclass
 class LoadResult:
@@ -54,7 +75,7 @@ class LoadResult:
 
 
 class _Tally:
-    """Splits a reader's results into rows to load and counted, capped errors."""
+    """Turns a reader's results into rows (or COPY text) to load, and counted, capped errors."""
 
     def __init__(self, result: LoadResult) -> None:
         self.result = result
@@ -63,15 +84,39 @@ class _Tally:
 
     def rows(self, results: Iterable[StatementLine | LineError]) -> Iterator[LineRow]:
         for item in results:
-            outcome = item if isinstance(item, LineError) else to_row(item)
-            if isinstance(outcome, LineError):
-                self.reject(outcome)
+            row = self.row(item)
+            if row is not None:
+                yield row
+
+    def row(self, item: StatementLine | LineError) -> LineRow | None:
+        outcome = item if isinstance(item, LineError) else to_row(item)
+        if isinstance(outcome, LineError):
+            self.reject(outcome)
+            return None
+        row, refs = outcome
+        self.valid += 1
+        for ref in refs:
+            self.refs.append((row.line_no, row.bank_txn_id, ref))
+        return row
+
+    def copy_lines(self, fmt: str, stream: IO[bytes]) -> Iterator[str]:
+        """COPY text of every accepted line; a plain CSV line never becomes an object."""
+        if fmt != "csv":
+            for row in self.rows(read_statement(fmt, stream)):
+                yield copy_text(row)
+            return
+        for record in csv_records(stream):
+            if isinstance(record, LineError):
+                self.reject(record)
                 continue
-            row, refs = outcome
-            self.valid += 1
-            for ref in refs:
-                self.refs.append((row.line_no, row.bank_txn_id, ref))
-            yield row
+            fast = fast_copy_text(*record)
+            if fast is not None:
+                self.valid += 1
+                yield fast
+                continue
+            checked = self.row(csv_line(*record))
+            if checked is not None:
+                yield copy_text(checked)
 
     def reject(self, error: LineError) -> None:
         self.result.rejected += 1
@@ -79,63 +124,121 @@ class _Tally:
             self.result.errors.append({"line": error.line_no, "message": error.message})
 
 
+def read_statement(fmt: str, stream: IO[bytes]) -> Iterator[StatementLine | LineError]:
+    """The reader of a statement format (`csv` or `camt053`, into a VND account)."""
+    if fmt == "csv":
+        for record in csv_records(stream):
+            yield record if isinstance(record, LineError) else csv_line(*record)
+    else:
+        yield from read_camt053(stream, account_currency="VND")
+
+
 def load_lines(
     session: Session,
     statement_id: int,
     account_number: str,
-    results: Iterable[StatementLine | LineError],
+    fmt: str,
+    open_stream: OpenStream,
 ) -> LoadResult:
-    """Store every accepted line of a reader's results; count and keep the refused ones.
+    """Store every accepted line of a statement file; count and keep the refused ones.
 
-    Guarantees: set-based and idempotent by (account, bank_txn_id) — a line already stored is
-    counted in `skipped`, not stored twice (the first occurrence in a file wins); runs in the
-    caller's transaction, so a `StatementFormatError` raised by the reader half-way leaves
-    nothing behind once the caller rolls back.
+    `open_stream` opens the file afresh each time (it may be read twice: see the module).
+    Guarantees: idempotent by (account, bank_txn_id) — a line already stored is counted in
+    `skipped`, not stored twice (the first occurrence in a file wins); runs in the caller's
+    transaction, so a `StatementFormatError` raised by the reader half-way leaves nothing
+    behind once the caller rolls back.
     """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        direct = _copy_direct(session, statement_id, account_number, fmt, open_stream)
+        if direct is not None:
+            return direct
+    return _load_staged(session, statement_id, account_number, fmt, open_stream, postgres)
+
+
+def _copy_direct(
+    session: Session, statement_id: int, account_number: str, fmt: str, open_stream: OpenStream
+) -> LoadResult | None:
+    """PostgreSQL, optimistic: COPY into the lines table; None when an id was already held."""
     result = LoadResult()
     tally = _Tally(result)
-    postgres = session.get_bind().dialect.name == "postgresql"
+    prefix = f"{statement_id}\t{copy_value(account_number)}\t"
+    savepoint = session.begin_nested()
+    try:
+        with open_stream() as stream:
+            _copy(
+                session,
+                f"recon_statement_lines (statement_id, account_number, {_COLUMNS})",
+                (prefix + line for line in tally.copy_lines(fmt, stream)),
+            )
+    except Exception as exc:
+        if _sqlstate(exc) != UNIQUE_VIOLATION:
+            raise
+        savepoint.rollback()
+        return None
+    savepoint.commit()
+    _stage_refs(session, True, tally.refs)
+    _merge_refs(session, statement_id, account_number)
+    result.accepted = tally.valid
+    return result
+
+
+def _sqlstate(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a driver error, raw or wrapped by SQLAlchemy."""
+    while exc is not None:
+        state = getattr(exc, "sqlstate", None)
+        if state:
+            return str(state)
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    return None
+
+
+def _load_staged(
+    session: Session,
+    statement_id: int,
+    account_number: str,
+    fmt: str,
+    open_stream: OpenStream,
+    postgres: bool,
+) -> LoadResult:
+    result = LoadResult()
+    tally = _Tally(result)
     _create_staging(session, postgres)
-    if postgres:
-        _copy_rows(session, tally.rows(results))
-    else:
-        _insert_rows(session, tally.rows(results))
+    with open_stream() as stream:
+        if postgres:
+            _copy(session, f"recon_stage ({_COLUMNS})", tally.copy_lines(fmt, stream))
+        else:
+            _insert_rows(session, tally.rows(read_statement(fmt, stream)))
     inserted = _merge_lines(session, statement_id, account_number)
-    _stage_refs(session, tally.refs)
+    _stage_refs(session, postgres, tally.refs)
     _merge_refs(session, statement_id, account_number)
     result.accepted = inserted
     result.skipped = tally.valid - inserted
-    if not postgres:
-        session.execute(text("DROP TABLE recon_stage"))
-        session.execute(text("DROP TABLE recon_stage_refs"))
+    session.execute(text("DROP TABLE recon_stage"))
     return result
 
 
 def _create_staging(session: Session, postgres: bool) -> None:
     if postgres:
         columns = ", ".join(f"{name} {_PG_TYPES[name]}" for name in LINE_COLUMNS)
-        session.execute(text(f"CREATE TEMP TABLE recon_stage ({columns}) ON COMMIT DROP"))
-        session.execute(
-            text(
-                "CREATE TEMP TABLE recon_stage_refs (line_no integer, bank_txn_id text, "
-                "ref text) ON COMMIT DROP"
-            )
-        )
+        session.execute(text(f"CREATE TEMP TABLE recon_stage ({columns})"))
     else:
         session.execute(text(f"CREATE TEMP TABLE recon_stage ({_COLUMNS})"))
-        session.execute(text("CREATE TEMP TABLE recon_stage_refs (line_no, bank_txn_id, ref)"))
 
 
-def _copy_rows(session: Session, rows: Iterable[LineRow]) -> None:
-    """PostgreSQL: stream the rows through COPY (psycopg adapts dates and times in C)."""
+def _copy(session: Session, target: str, lines: Iterable[str]) -> None:
+    """PostgreSQL: stream COPY text lines into `target`, COPY_CHUNK lines per write."""
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY recon_stage ({_COLUMNS}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
+    with driver.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
+        chunk: list[str] = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) >= COPY_CHUNK:
+                copy.write("".join(chunk))
+                chunk = []
+        if chunk:
+            copy.write("".join(chunk))
 
 
 def _sqlite_value(value: object) -> object:
@@ -162,7 +265,13 @@ def _insert_rows(session: Session, rows: Iterator[LineRow]) -> None:
         connection.exec_driver_sql(sql, batch)
 
 
-def _stage_refs(session: Session, refs: list[tuple[int, str, str]]) -> None:
+def _stage_refs(session: Session, postgres: bool, refs: list[tuple[int, str, str]]) -> None:
+    """The references of batch lines (a few per statement) into a temporary table."""
+    columns = (
+        "line_no integer, bank_txn_id text, ref text" if postgres else "line_no, bank_txn_id, ref"
+    )
+    session.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS recon_stage_refs ({columns})"))
+    session.execute(text("DELETE FROM recon_stage_refs"))
     if refs:
         session.execute(
             text("INSERT INTO recon_stage_refs (line_no, bank_txn_id, ref) VALUES (:n, :t, :r)"),
@@ -200,3 +309,4 @@ def _merge_refs(session: Session, statement_id: int, account_number: str) -> Non
         ),
         params,
     )
+    session.execute(text("DROP TABLE recon_stage_refs"))

@@ -48,7 +48,7 @@ from reconciliation.models import (
     Statement,
     StatementStatus,
 )
-from reconciliation.statements import StatementFormatError, read_camt053, read_csv
+from reconciliation.statements import StatementFormatError
 
 log = logging.getLogger(__name__)
 FORMATS = ("csv", "camt053")
@@ -158,13 +158,13 @@ def import_statement(db: Database, cfg: ReconConfig, statement_id: int) -> State
                 return statement
             if not path.exists():
                 raise StatementFormatError("the uploaded file is missing; upload it again")
-            with path.open("rb") as stream:
-                results = (
-                    read_csv(stream)
-                    if statement.format == "csv"
-                    else read_camt053(stream, account_currency="VND")
-                )
-                loaded = load_lines(session, statement.id, statement.account_number, results)
+            loaded = load_lines(
+                session,
+                statement.id,
+                statement.account_number,
+                statement.format,
+                lambda: path.open("rb"),
+            )
             statement.lines_total, statement.lines_accepted = loaded.total, loaded.accepted
             statement.lines_rejected, statement.lines_skipped = loaded.rejected, loaded.skipped
             statement.errors = loaded.errors

@@ -21,6 +21,7 @@ from core.clock import business_date, utcnow
 from payments import ledger
 from payments.errors import DayClosed
 from payments.ledger import Leg
+from payments.references import new_charge_reference
 from payments.service import PaymentsConfig
 from reconciliation import closing, resolutions, service
 from reconciliation.categories import Action
@@ -221,6 +222,45 @@ def test_xml_breaking_half_way_imports_nothing(pg_committed: Any) -> None:
     with svc(pg_committed).db.reader() as session:
         stored = session.scalar(select(func.count()).select_from(StatementLine))
     assert stored == good.lines_accepted
+
+
+def test_copy_straight_in_then_overlapping_file_falls_back_and_skips(pg_committed: Any) -> None:
+    """A fresh file is COPYed straight into the lines table; a file repeating bank ids we hold
+    takes the staging path, which skips them; refs of batch lines are stored by both."""
+    first_ref, second_ref = new_charge_reference(), new_charge_reference()
+    header = "bank_txn_id,booked_at,value_date,amount,direction,description,"
+    header += "counterparty_account,counterparty_name\n"
+    rows = [
+        f"CP1,2026-11-20T09:00:00+07:00,,15000,CR,{first_ref} ve,,\n",
+        f"CP2,2026-11-20T09:01:00+07:00,,30000,CR,QUYET TOAN {first_ref} {second_ref},,\n",
+        "CP3,2026-11-20T23:59:00+07:00,,9000,DR,chuyển\ttiền \\ ok,,Trần\n",
+        "CP4,not a time,,1,CR,x,,\n",
+    ]
+    first = import_file(pg_committed, (header + "".join(rows)).encode())
+    assert (first.lines_accepted, first.lines_rejected, first.lines_skipped) == (3, 1, 0)
+    more = [f"CP5,2026-11-21T00:00:01+07:00,,15000,CR,{second_ref},,\n"]
+    second = import_file(pg_committed, (header + "".join(rows + more)).encode())
+    assert (second.lines_accepted, second.lines_rejected, second.lines_skipped) == (1, 1, 3)
+    with svc(pg_committed).db.reader() as session:
+        stored = session.execute(
+            text(
+                "SELECT bank_txn_id, statement_id, description, reference, ref_count, "
+                "business_date::text FROM recon_statement_lines ORDER BY bank_txn_id"
+            )
+        ).all()
+        refs = session.execute(
+            text(
+                "SELECT l.bank_txn_id, r.ref FROM recon_line_refs r "
+                "JOIN recon_statement_lines l ON l.id = r.line_id ORDER BY 1, 2"
+            )
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        ("CP1", first.id, f"{first_ref} ve", first_ref, 0, "2026-11-20"),
+        ("CP2", first.id, f"QUYET TOAN {first_ref} {second_ref}", None, 2, "2026-11-20"),
+        ("CP3", first.id, "chuyển\ttiền \\ ok", None, 0, "2026-11-20"),
+        ("CP5", second.id, second_ref, second_ref, 0, "2026-11-21"),
+    ]
+    assert [tuple(row) for row in refs] == sorted([("CP2", first_ref), ("CP2", second_ref)])
 
 
 # -- a worker killed mid-run ------------------------------------------------------------------

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from payments.references import new_charge_reference, stall_reference
 from reconciliation import charts, statements
 from reconciliation.categories import Category, fee_category
-from reconciliation.lines import LineRow, business_day, normalise, to_row
+from reconciliation.lines import (
+    LineRow,
+    business_day,
+    copy_text,
+    fast_copy_text,
+    normalise,
+    to_row,
+)
 from reconciliation.reports import DailyReport, rate_text, render_csv, render_xlsx
 from reconciliation.statements import Direction, LineError, StatementLine
 
@@ -64,6 +71,83 @@ def test_fast_path_takes_the_common_line() -> None:
     line = statements._csv_line_fast(2, row)
     assert line == statements._csv_line_checked(2, row)
     assert isinstance(line, StatementLine) and line.counterparty_account is None
+
+
+# -- the COPY fast path writes exactly what the general path writes ---------------------------
+CHARGE_REF = "HC4K7Q2M9XG"
+
+
+def mostly(common: str, strategy: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Half the time the plain value, so that the fast path is taken often enough to compare."""
+    return st.one_of(st.just(common), strategy)
+
+
+COLUMNS = st.tuples(
+    st.sampled_from(["FT1", " FT2 ", "", "T" * 100, "T" * 101, "a\tb", "x\\y"]),
+    mostly(
+        "2026-11-22T09:15:02+07:00",
+        st.sampled_from(
+            [
+                "2026-11-22T23:59:59+00:00",
+                "2026-11-22T17:00:00-05:00",
+                "2026-11-22T17:00:00-00:00",
+                "2026-11-22T09:15:02.5+07:00",
+                "2026-02-30T09:15:02+07:00",
+                "2026-11-22T09:15:02",
+                "2026-11-22T09:15:02Z",
+            ]
+        ),
+    ),
+    mostly("", st.sampled_from(["2026-11-22", "2026-02-30", "20261122", " 2026-11-23 "])),
+    mostly("15000", st.sampled_from(["0", "-5", "007", "1000000000000", "1000000000001", "1.5"])),
+    st.sampled_from(["CR", "DR", "cr", " DR "]),
+    st.one_of(
+        st.sampled_from(
+            [
+                f"{CHARGE_REF} thanh toan",
+                f"hc4k7q2m9xg {CHARGE_REF}",
+                f"{CHARGE_REF} {stall_reference(12)}",
+                "HS" + CHARGE_REF,
+                "chuyen tien",
+                "Chuyển tiền",
+                "tab\there",
+                "new\nline",
+                "back\\slash",
+                "",
+            ]
+        ),
+        st.text(max_size=15),
+    ),
+    mostly("", st.sampled_from(["0123456789", "9" * 101])),
+    st.sampled_from(["", "NGUYEN VAN A", "Trần"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(COLUMNS)
+def test_copy_fast_path_agrees_with_the_general_path(fields: tuple[str, ...]) -> None:
+    row = list(fields)
+    fast = fast_copy_text(9, row)
+    line = statements.csv_line(9, row)
+    outcome = to_row(line) if isinstance(line, StatementLine) else line
+    if fast is not None:
+        assert not isinstance(outcome, LineError)
+        stored, refs = outcome
+        assert refs == ()
+        assert fast == copy_text(stored)
+
+
+def test_copy_fast_path_takes_the_common_line_and_escapes_in_the_general_one() -> None:
+    row = ["FT1", "2026-11-22T09:15:02+07:00", "", "15000", "CR", f"{CHARGE_REF} tt", "", ""]
+    text = fast_copy_text(2, row)
+    assert text == (
+        f"2\tFT1\t2026-11-22T09:15:02+07:00\t2026-11-22\t\\N\t15000\tCR\t{CHARGE_REF} tt\t"
+        f"{CHARGE_REF}TT\t{CHARGE_REF}\t0\t\\N\t\\N\n"
+    )
+    row[5] = "a\tb\\c\nd"
+    assert fast_copy_text(2, row) is None
+    stored, _ = to_row(statements.csv_line(2, row))  # type: ignore[arg-type,misc]
+    assert "\ta\\tb\\\\c\\nd\t" in copy_text(stored)
 
 
 # -- stored rows ------------------------------------------------------------------------------

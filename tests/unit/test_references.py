@@ -13,6 +13,7 @@ from payments.references import (
     MAX_STALL_ID,
     InvalidReference,
     check_character,
+    find_normalised_references,
     find_references,
     is_valid_reference,
     kind_of,
@@ -189,3 +190,33 @@ def test_find_references_recovers_every_reference(ids: list[int], sep: str) -> N
     note = sep.join(f"ref{sep}{ref.lower()}" for ref in refs)
     found = find_references(note)
     assert list(dict.fromkeys(refs)) == [r for r in found if r in refs]
+
+
+def reference_windows(text: str) -> list[str]:
+    """Every valid reference in normalised text by brute force: every window, textbook check."""
+    found: dict[str, None] = {}
+    for at in range(len(text) - 10):
+        window = text[at : at + 11]
+        body, check = window[2:10], window[10]
+        if (
+            window[:2] in ("HC", "HS")
+            and all(ch in ALPHABET for ch in window[2:])
+            and luhn_mod_n_reference(body) == check
+        ):
+            found.setdefault(window)
+    return list(found)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([CHARGE, STALL, "HC", "HS", "H", "HCHS", CHARGE[:-1] + "H"]),
+            st.text(alphabet=ALPHABET + "HCSILOU", max_size=12),
+        ),
+        max_size=5,
+    )
+)
+def test_find_normalised_references_fast_path_equals_brute_force(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert find_normalised_references(text) == reference_windows(text)
