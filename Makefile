@@ -4,8 +4,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: run test test-slow lint bench clean venv
+.PHONY: run test test-slow lint bench bench-load clean venv
 
 venv: $(VENV)/.installed
 
@@ -32,6 +33,12 @@ lint: venv
 bench: venv
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The mixed-workload load test alone (gunicorn + PostgreSQL + Redis + an RQ worker, driven by
+# locust on loopback; ~2.5 min). `make bench` runs it too. BENCH_ARGS: e.g. --users 32 --profile
+bench-load: venv
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/bench_load_mixed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis

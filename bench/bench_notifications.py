@@ -277,10 +277,11 @@ def notification(reference: str, amount: int, serial: str) -> dict[str, Any]:
     }
 
 
-def signed(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+def signed(body: dict[str, Any], secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
+    """The body as the bank sends it, with its X-Signature (docs/BANK_WEBHOOK.md)."""
     raw = json.dumps(body, separators=(",", ":")).encode()
     stamp = str(int(time.time()))
-    mac = hmac.new(SECRET.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    mac = hmac.new(secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
     return raw, {"Content-Type": "application/json", "X-Signature": f"t={stamp},v1={mac}"}
 
 

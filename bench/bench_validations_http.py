@@ -151,7 +151,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[str]:
+def gunicorn(
+    env: dict[str, str], workers: int, threads: int, log_level: str = "WARNING"
+) -> Iterator[str]:
+    """gunicorn (gthread) on a free loopback port; `log_level` is the app's (INFO logs every
+    request, as in production). Its output goes to gunicorn.log in the instance folder."""
     port = free_port()
     log = Path(env["CASHLESS_INSTANCE_PATH"]) / "gunicorn.log"
     proc = subprocess.Popen(
@@ -159,7 +163,7 @@ def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[str]:
          "--threads", str(threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
          "wsgi:app"],
         cwd=ROOT,
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT), "CASHLESS_LOG_LEVEL": "WARNING"},
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT), "CASHLESS_LOG_LEVEL": log_level},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
