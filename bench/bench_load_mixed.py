@@ -24,7 +24,7 @@ What it does, all on this machine (loopback only), bounded in time, cleaning up 
 4. waits for the webhook jobs to drain and checks in SQL that what the clients were told is what
    the database holds: every `matched` notification a succeeded payment and bank clearing moved
    by their sum, every accepted validation one accepted tap, every journal transaction balanced,
-   every webhook delivered;
+   every webhook delivered at its first attempt and received;
 5. prints a markdown table per operation (requests, req/s, p50, p99, errors; client side, and
    the server's own p50 from its request log) and writes bench/out/load_mixed.json.
 
