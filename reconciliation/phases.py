@@ -17,9 +17,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Integer, bindparam, case, cast, func, insert, select
-from sqlalchemy import column as sql_column
-from sqlalchemy import table as sql_table
+from sqlalchemy import BigInteger, Date, Integer, bindparam, case, cast, func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -41,6 +39,7 @@ from reconciliation.categories import (
 from reconciliation.lines import normalise
 
 _DATES = ("d", "lo", "hi")
+BIG_CHANGE = 10_000  # rows added to a work table after which its statistics are refreshed
 # A pair carries what its item needs, so writing a million items joins nothing.
 PAIR_COLUMNS = (
     "line_id, posting_id, method, line_day, posting_day, line_amount, ledger_amount, kind, memo"
@@ -80,6 +79,8 @@ class Work:
         self.session = session
         self.postgres = session.get_bind().dialect.name == "postgresql"
         span = timedelta(days=NEIGHBOUR_DAYS)
+        self.paired = 0  # rows in recon_pair
+        self.counted: dict[str, int] = {}  # items written, by category (PostgreSQL)
         self.params: dict[str, Any] = {
             "run": run_id,
             "acct": account,
@@ -99,11 +100,13 @@ class Work:
         )
         return self.session.execute(clause, {name: params[name] for name in used})
 
-    def temp(self, name: str, select_sql: str, **extra: Any) -> None:
-        """CREATE TEMP TABLE name AS select (dropped at commit on PostgreSQL)."""
+    def temp(self, name: str, select_sql: str, analyze: bool = True, **extra: Any) -> int:
+        """CREATE TEMP TABLE name AS select (dropped at commit on PostgreSQL); its row count."""
         on_commit = " ON COMMIT DROP" if self.postgres else ""
-        self.sql(f"CREATE TEMP TABLE {name}{on_commit} AS {select_sql}", **extra)
-        self.analyze(name)
+        rows = self.sql(f"CREATE TEMP TABLE {name}{on_commit} AS {select_sql}", **extra).rowcount
+        if analyze:
+            self.analyze(name)
+        return int(rows)
 
     def pair(self, select_sql: str) -> None:
         """Add the pairs a phase confirms (a select of PAIR_COLUMNS, see `pair_select`).
@@ -112,9 +115,40 @@ class Work:
         recon_pair while reading it in an anti-join rescans its own new rows (quadratic
         under a nested-loop plan).
         """
-        self.temp("recon_new", select_sql)
-        self.sql(f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new")
+        self.temp("recon_new", select_sql, analyze=False)
+        added = self.sql(
+            f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new"
+        ).rowcount
         self.sql("DROP TABLE recon_new")
+        self.paired += int(added)
+        if added > BIG_CHANGE:  # planning the next anti-joins needs the new size
+            self.analyze("recon_pair")
+
+    def write_items(self, insert_sql: str, counts_sql: str | None = None) -> None:
+        """Run an `INSERT INTO recon_items (… category …) SELECT …`; on PostgreSQL, count
+        what it wrote per category on the way (`counted`): through RETURNING, or for a big
+        insert, with `counts_sql` (the same source grouped by the same category expression;
+        collecting a million returned rows costs more than reading the source again)."""
+        if not self.postgres:
+            self.sql(insert_sql)
+            return
+        if counts_sql is not None:
+            self.sql(insert_sql)
+            rows = self.sql(counts_sql).all()
+        else:
+            rows = self.sql(
+                f"WITH written AS ({insert_sql} RETURNING category) "
+                "SELECT category, count(*) FROM written GROUP BY category"
+            ).all()
+        for name, n in rows:
+            self.counted[str(name)] = self.counted.get(str(name), 0) + int(n)
+
+    def index_pairs(self) -> None:
+        """Each line and each ledger line is paired at most once (batches have no ledger line
+        here: NULLs do not collide); the indexes also answer "still unpaired?" by lookups.
+        Built once the bulk is in: cheaper than keeping them up to date row by row."""
+        self.sql("CREATE UNIQUE INDEX ix_recon_pair_line ON recon_pair (line_id)")
+        self.sql("CREATE UNIQUE INDEX ix_recon_pair_posting ON recon_pair (posting_id)")
         self.analyze("recon_pair")
 
     def create(self, name: str, columns: str) -> None:
@@ -148,6 +182,11 @@ class Work:
                 "recon_cand",
                 "recon_dup",
                 "recon_named",
+                "recon_rl",
+                "recon_rp",
+                "recon_rep_rows",
+                "recon_repeat",
+                "recon_new",
             ):
                 self.session.execute(sql_text(f"DROP TABLE IF EXISTS {name}"))
 
@@ -185,11 +224,7 @@ def load(work: Work) -> tuple[int, int]:
         "recon_pair",
         "line_id bigint, posting_id bigint, method text, line_day date, posting_day date, "
         "line_amount bigint, ledger_amount bigint, kind text, memo text",
-    )
-    # Each line and each ledger line is paired at most once (batches have no ledger line
-    # here: NULLs do not collide). The indexes also answer "still unpaired?" by lookups.
-    work.sql("CREATE UNIQUE INDEX ix_recon_pair_line ON recon_pair (line_id)")
-    work.sql("CREATE UNIQUE INDEX ix_recon_pair_posting ON recon_pair (posting_id)")
+    )  # its unique indexes come with the bulk of the pairs: see `by_reference`
     work.create("recon_amb", "subject text, subject_id bigint, n bigint")
     lines = work.sql("SELECT count(*) FROM recon_wl WHERE business_date = :d").scalar_one()
     postings = work.sql("SELECT count(*) FROM recon_wp WHERE business_date = :d").scalar_one()
@@ -234,15 +269,15 @@ def _load_postings(work: Work) -> None:
         cl.c.business_date.between(work.params["lo"], work.params["hi"]),
         cl.c.kind.not_like(OWN_KIND_PREFIX + "%"),
     )
-    work.create(
-        "recon_wp",
-        "posting_id bigint, business_date date, amount bigint, kind text, bank_txn text, "
-        "payment_reference text, stall_reference text, norm_label text, norm_memo text, "
-        "memo text, created_epoch bigint, payment_id bigint",
+    # CREATE TABLE AS (not INSERT … SELECT) so that PostgreSQL may read the ledger with
+    # parallel workers; the values are literals here (dates and constants only).
+    columns = [
+        column.label(name) for column, name in zip(query.selected_columns, WP_COLUMNS, strict=True)
+    ]
+    compiled = query.with_only_columns(*columns).compile(
+        dialect=work.session.get_bind().dialect, compile_kwargs={"literal_binds": True}
     )
-    target = sql_table("recon_wp", *(sql_column(name) for name in WP_COLUMNS))
-    work.session.execute(insert(target).from_select(list(WP_COLUMNS), query))
-    work.analyze("recon_wp")
+    work.temp("recon_wp", str(compiled))
 
 
 # -- phases 1 to 5 ----------------------------------------------------------------------------
@@ -263,49 +298,70 @@ def by_reference(work: Work) -> None:
     and ledger lines are paired in time order, equal amounts first; what is left over is
     classified later (a second line for a matched entry is a `duplicate`).
     """
+    unpaired = f" AND {_unpaired_line('l')} AND {_unpaired_posting('p')}" if work.paired else ""
     work.temp(
         "recon_new",
-        pair_select(Method.REFERENCE) + ", l.reference FROM recon_wl l "
+        pair_select(Method.REFERENCE) + ", l.reference, l.booked_epoch FROM recon_wl l "
         "JOIN recon_wp p ON p.payment_reference = l.reference "
-        "WHERE l.reference LIKE 'HC%' AND l.signed_amount > 0 AND p.amount > 0 "
-        f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}",
+        "WHERE l.reference LIKE 'HC%' AND l.signed_amount > 0 AND p.amount > 0" + unpaired,
+        analyze=False,
     )
-    # A reference that repeats on either side joins some line or ledger line twice.
+    # A reference held by two lines or two ledger lines joins twice: it appears twice here.
     work.temp(
         "recon_repeat",
-        "SELECT reference FROM recon_new WHERE line_id IN (SELECT line_id FROM recon_new "
-        "GROUP BY line_id HAVING count(*) > 1) UNION SELECT reference FROM recon_new "
-        "WHERE posting_id IN (SELECT posting_id FROM recon_new GROUP BY posting_id "
-        "HAVING count(*) > 1)",
+        "SELECT reference FROM recon_new GROUP BY reference HAVING count(*) > 1",
     )
-    work.sql(
+    added = work.sql(
         f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new n "
         "WHERE NOT EXISTS (SELECT 1 FROM recon_repeat r WHERE r.reference = n.reference)"
+    ).rowcount
+    work.paired += int(added)
+    # The few lines and ledger lines of repeated references, with what pairing them needs.
+    work.temp(
+        "recon_rep_rows",
+        "SELECT * FROM recon_new n "
+        "WHERE EXISTS (SELECT 1 FROM recon_repeat r WHERE r.reference = n.reference)",
+    )
+    work.temp(
+        "recon_rl",
+        "SELECT DISTINCT line_id AS id, line_day AS business_date, line_amount AS signed_amount, "
+        "booked_epoch, reference FROM recon_rep_rows",
+    )
+    work.temp(
+        "recon_rp",
+        "SELECT DISTINCT posting_id, posting_day AS business_date, ledger_amount AS amount, "
+        "kind, memo, reference AS payment_reference FROM recon_rep_rows",
     )
     work.sql("DROP TABLE recon_new")
-    work.analyze("recon_pair")
+    work.sql("DROP TABLE recon_rep_rows")
+    work.sql("DROP TABLE recon_repeat")
+    work.index_pairs()
     for with_amount in (True, False):
         _pair_in_time_order(work, with_amount)
-    work.sql("DROP TABLE recon_repeat")
+    work.sql("DROP TABLE recon_rl")
+    work.sql("DROP TABLE recon_rp")
 
 
 def _pair_in_time_order(work: Work, with_amount: bool) -> None:
+    """One pass over the lines and ledger lines of repeated references (recon_rl, recon_rp):
+    the n-th line in time order pairs with the n-th ledger line. Nothing in them is paired
+    before the first pass (with equal amounts); the second pass skips what the first took."""
     extra = ", signed_amount" if with_amount else ""
     extra_p = ", amount" if with_amount else ""
     on_amount = " AND up.amount = ul.signed_amount" if with_amount else ""
+    open_line = "1 = 1" if with_amount else _unpaired_line("l")
+    open_posting = "1 = 1" if with_amount else _unpaired_posting("p")
     work.pair(
         pair_select(Method.REFERENCE) + "FROM "
         f"(SELECT l.id, l.reference, l.signed_amount, ROW_NUMBER() OVER "
         f"(PARTITION BY l.reference{extra} ORDER BY l.booked_epoch, l.id) AS rn "
-        "FROM recon_wl l JOIN recon_repeat r ON r.reference = l.reference "
-        f"WHERE l.signed_amount > 0 AND {_unpaired_line('l')}) ul JOIN "
+        f"FROM recon_rl l WHERE {open_line}) ul JOIN "
         "(SELECT p.posting_id, p.payment_reference, p.amount, ROW_NUMBER() OVER "
         f"(PARTITION BY p.payment_reference{extra_p} ORDER BY "
         "CASE WHEN p.kind = 'bank_credit' THEN 0 ELSE 1 END, p.posting_id) AS rn "
-        "FROM recon_wp p JOIN recon_repeat r ON r.reference = p.payment_reference "
-        f"WHERE p.amount > 0 AND {_unpaired_posting('p')}) up "
+        f"FROM recon_rp p WHERE {open_posting}) up "
         f"ON up.payment_reference = ul.reference AND up.rn = ul.rn{on_amount} "
-        "JOIN recon_wl l ON l.id = ul.id JOIN recon_wp p ON p.posting_id = up.posting_id"
+        "JOIN recon_rl l ON l.id = ul.id JOIN recon_rp p ON p.posting_id = up.posting_id"
     )
 
 
@@ -456,22 +512,30 @@ def classify(work: Work) -> dict[str, int]:
     )
     _write_unpaired_lines(work)
     _write_unpaired_postings(work)
+    counts = {category.value: 0 for category in Category}
+    if work.postgres:  # counted as they were written: a million-row run is not read again
+        for name, n in work.counted.items():
+            counts[name] += n
+        return counts
     rows = work.sql(
         "SELECT category, count(*) FROM recon_items WHERE run_id = :run GROUP BY category"
     ).all()
-    counts = {category.value: 0 for category in Category}
     counts.update({str(name): int(n) for name, n in rows})
     return counts
 
 
 def _write_pairs(work: Work) -> None:
-    work.sql(
+    source = (
+        "FROM recon_pair x "
+        "WHERE x.posting_id IS NOT NULL AND (x.line_day = :d OR x.posting_day = :d)"
+    )
+    work.write_items(
         "INSERT INTO recon_items (run_id, category, method, statement_line_id, posting_id, "
         "member_count, line_amount, ledger_amount, reason) "
         f"SELECT :run, {_pair_category()}, x.method, x.line_id, x.posting_id, 1, "
         "x.line_amount, x.ledger_amount, "
-        "CASE WHEN x.kind = 'bank_credit_suspense' THEN x.memo END FROM recon_pair x "
-        "WHERE x.posting_id IS NOT NULL AND (x.line_day = :d OR x.posting_day = :d)"
+        f"CASE WHEN x.kind = 'bank_credit_suspense' THEN x.memo END {source}",
+        f"SELECT {_pair_category()} AS category, count(*) {source} GROUP BY 1",
     )
 
 
@@ -479,7 +543,7 @@ def _write_batches(work: Work) -> None:
     fits_fee = (
         "(s.total > l.signed_amount AND (s.total - l.signed_amount) * 10000 <= s.total * :bp)"
     )
-    work.sql(
+    work.write_items(
         "INSERT INTO recon_items (run_id, category, method, statement_line_id, member_count, "
         "line_amount, ledger_amount, fee) "
         f"SELECT :run, CASE WHEN s.total <> l.signed_amount AND NOT {fits_fee} "
@@ -527,7 +591,7 @@ def _write_unpaired_lines(work: Work) -> None:
         "WHERE x.posting_id = recon_dup.posting_id) AND NOT EXISTS (SELECT 1 FROM recon_mem m "
         "WHERE m.posting_id = recon_dup.posting_id)"
     )
-    work.sql(
+    work.write_items(
         "INSERT INTO recon_items (run_id, category, method, statement_line_id, "
         "related_posting_id, member_count, line_amount, reason) "
         f"SELECT :run, CASE WHEN d.posting_id IS NULL THEN '{Category.MISSING_IN_LEDGER}' "
@@ -543,7 +607,7 @@ def _write_unpaired_lines(work: Work) -> None:
 
 
 def _write_unpaired_postings(work: Work) -> None:
-    work.sql(
+    work.write_items(
         "INSERT INTO recon_items (run_id, category, method, posting_id, member_count, "
         "ledger_amount, reason) "
         f"SELECT :run, '{Category.MISSING_IN_BANK}', '{Method.NONE}', p.posting_id, 1, p.amount, "

@@ -349,6 +349,9 @@ def _reconcile(db: Database, cfg: ReconConfig, run_id: int) -> dict[str, Any]:
                 text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_NAMESPACE + run_id}
             )
             session.execute(text("SET LOCAL work_mem = '128MB'"))
+            # Reading the day out of the lines and the ledger (CREATE TABLE AS over durable
+            # tables) may use parallel workers; the default tuple cost assumes few rows cross.
+            session.execute(text("SET LOCAL parallel_tuple_cost = 0.001"))
         run = session.get(Run, run_id, populate_existing=True)
         if run is None or run.status not in UNFINISHED_RUN:
             return {"run_id": run_id, "status": "finished"}
