@@ -172,14 +172,15 @@ def gather(
 ) -> DailyReport:
     """Everything the report shows, read set-based from runs, items and clearing lines."""
     runs = [run for run in latest_runs(session, cfg, day).values() if run is not None]
+    channels, merchants = day_totals(session, day)
     return DailyReport(
         business_date=day,
         status=status,
         generated_at=now,
         closed_by=closed_by,
         runs=[_run_row(run) for run in runs],
-        channels=channel_totals(session, day),
-        merchants=_merchant_totals(session, day),
+        channels=channels,
+        merchants=merchants,
         items=_report_items(session, [run.id for run in runs if run.status == RunStatus.DONE]),
     )
 
@@ -202,29 +203,37 @@ def channel_name(kind: str, purpose: str | None) -> str:
     return f"vietqr:{purpose}" if kind == "bank_credit" and purpose else kind
 
 
-def channel_totals(session: Session, day: date) -> list[dict[str, Any]]:
+def day_totals(session: Session, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Totals of the day's clearing lines by channel and, for merchants' bank credits, by
+    merchant: one pass over the ledger day (grouped by both), summed up here."""
     cl = ledger.clearing_lines().subquery()
     rows = session.execute(
-        select(cl.c.kind, cl.c.purpose, func.count(), func.sum(cl.c.amount))
+        select(cl.c.kind, cl.c.purpose, cl.c.merchant_id, func.count(), func.sum(cl.c.amount))
         .where(cl.c.business_date == day)
-        .group_by(cl.c.kind, cl.c.purpose)
-        .order_by(cl.c.kind, cl.c.purpose)
+        .group_by(cl.c.kind, cl.c.purpose, cl.c.merchant_id)
     ).all()
-    return [
-        {"channel": channel_name(kind, purpose), "count": int(n), "amount": int(total or 0)}
-        for kind, purpose, n, total in rows
-    ]
-
-
-def _merchant_totals(session: Session, day: date) -> list[dict[str, Any]]:
-    cl = ledger.clearing_lines().subquery()
-    rows = session.execute(
-        select(cl.c.merchant_id, func.count(), func.sum(cl.c.amount))
-        .where(cl.c.business_date == day, cl.c.kind == "bank_credit", cl.c.merchant_id.is_not(None))
-        .group_by(cl.c.merchant_id)
-        .order_by(cl.c.merchant_id)
-    ).all()
-    return [{"merchant_id": int(m), "count": int(n), "amount": int(a or 0)} for m, n, a in rows]
+    channels: dict[tuple[str, str | None], list[int]] = {}
+    merchants: dict[int, list[int]] = {}
+    for kind, purpose, merchant_id, n, total in rows:
+        channel = channels.setdefault((kind, purpose), [0, 0])
+        channel[0] += int(n)
+        channel[1] += int(total or 0)
+        if kind == "bank_credit" and merchant_id is not None:
+            merchant = merchants.setdefault(int(merchant_id), [0, 0])
+            merchant[0] += int(n)
+            merchant[1] += int(total or 0)
+    return (
+        [
+            {"channel": channel_name(kind, purpose), "count": n, "amount": amount}
+            for (kind, purpose), (n, amount) in sorted(
+                channels.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or "")
+            )
+        ],
+        [
+            {"merchant_id": merchant_id, "count": n, "amount": amount}
+            for merchant_id, (n, amount) in sorted(merchants.items())
+        ],
+    )
 
 
 def _report_items(session: Session, run_ids: list[int]) -> list[dict[str, Any]]:

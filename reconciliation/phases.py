@@ -13,6 +13,7 @@ same data always gives the same pairs: re-running an unchanged day gives identic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -40,6 +41,15 @@ from reconciliation.lines import normalise
 
 _DATES = ("d", "lo", "hi")
 BIG_CHANGE = 10_000  # rows added to a work table after which its statistics are refreshed
+# Work tables that the big joins read: unlogged on PostgreSQL so that those joins may use
+# parallel workers (scans of temporary tables never do); the others stay temporary, which
+# is cheaper to write.
+SHARED_WORK = frozenset({"recon_wl", "recon_wp", "recon_pair"})
+# The run's work tables (and the indexes on them): one set per run on PostgreSQL.
+_WORK_NAME = re.compile(
+    r"\b(?:recon_(?:wl|wp|pair|new|repeat|rep_rows|rl|rp|amb|cand|mem|left|left_p|named|dup)"
+    r"|ix_recon_pair_line|ix_recon_pair_posting)\b"
+)
 # A pair carries what its item needs, so writing a million items joins nothing.
 PAIR_COLUMNS = (
     "line_id, posting_id, method, line_day, posting_day, line_amount, ledger_amount, kind, memo"
@@ -79,6 +89,7 @@ class Work:
         self.session = session
         self.postgres = session.get_bind().dialect.name == "postgresql"
         span = timedelta(days=NEIGHBOUR_DAYS)
+        self.created: list[str] = []  # work tables, dropped by `drop_all`
         self.paired = 0  # rows in recon_pair
         self.counted: dict[str, int] = {}  # items written, by category (PostgreSQL)
         self.params: dict[str, Any] = {
@@ -91,7 +102,14 @@ class Work:
             "bp": MAX_FEE_BASIS_POINTS,
         }
 
+    def scoped(self, statement: str) -> str:
+        """On PostgreSQL, work-table names get the run's suffix (see `temp`)."""
+        if not self.postgres:
+            return statement
+        return _WORK_NAME.sub(lambda m: f"{m.group(0)}_r{self.params['run']}", statement)
+
     def sql(self, statement: str, **extra: Any) -> Any:
+        statement = self.scoped(statement)
         params = {**self.params, **extra}
         clause = sql_text(statement)
         used = [name for name in params if f":{name}" in statement]
@@ -101,12 +119,23 @@ class Work:
         return self.session.execute(clause, {name: params[name] for name in used})
 
     def temp(self, name: str, select_sql: str, analyze: bool = True, **extra: Any) -> int:
-        """CREATE TEMP TABLE name AS select (dropped at commit on PostgreSQL); its row count."""
-        on_commit = " ON COMMIT DROP" if self.postgres else ""
-        rows = self.sql(f"CREATE TEMP TABLE {name}{on_commit} AS {select_sql}", **extra).rowcount
+        """CREATE TABLE name AS select, a work table of this run; returns its row count.
+
+        SQLite: a temporary table. PostgreSQL: an UNLOGGED table named for the run (the
+        `_r<run id>` suffix), because the scans and joins of temporary tables never use
+        parallel workers and a run's joins are a million rows on each side. It is created
+        inside the run's transaction, so it is dropped with it on any failure, and
+        `drop_all` drops it before the commit; no other session ever sees it.
+        """
+        self.created.append(name)
+        rows = self.sql(f"CREATE {self._kind(name)} TABLE {name} AS {select_sql}", **extra).rowcount
         if analyze:
             self.analyze(name)
         return int(rows)
+
+    def drop(self, name: str) -> None:
+        self.sql(f"DROP TABLE {name}")
+        self.created.remove(name)
 
     def pair(self, select_sql: str) -> None:
         """Add the pairs a phase confirms (a select of PAIR_COLUMNS, see `pair_select`).
@@ -119,7 +148,7 @@ class Work:
         added = self.sql(
             f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new"
         ).rowcount
-        self.sql("DROP TABLE recon_new")
+        self.drop("recon_new")
         self.paired += int(added)
         if added > BIG_CHANGE:  # planning the next anti-joins needs the new size
             self.analyze("recon_pair")
@@ -152,15 +181,18 @@ class Work:
         self.analyze("recon_pair")
 
     def create(self, name: str, columns: str) -> None:
-        """CREATE TEMP TABLE name (columns) (dropped at commit on PostgreSQL)."""
-        on_commit = " ON COMMIT DROP" if self.postgres else ""
-        self.sql(f"CREATE TEMP TABLE {name} ({columns}){on_commit}")
+        """CREATE TABLE name (columns), a work table of this run (see `temp`)."""
+        self.created.append(name)
+        self.sql(f"CREATE {self._kind(name)} TABLE {name} ({columns})")
+
+    def _kind(self, name: str) -> str:
+        return "UNLOGGED" if self.postgres and name in SHARED_WORK else "TEMP"
 
     def analyze(self, name: str) -> None:
-        # Temporary tables get no automatic statistics; without them PostgreSQL plans the
-        # anti-joins below as nested loops over a million rows.
+        # Work tables are too young for autovacuum's statistics; without them PostgreSQL
+        # plans the anti-joins below as nested loops over a million rows.
         if self.postgres:
-            self.session.execute(sql_text(f"ANALYZE {name}"))
+            self.sql(f"ANALYZE {name}")
 
     def contains(self, haystack: str, needle: str) -> str:
         return (
@@ -170,25 +202,10 @@ class Work:
         )
 
     def drop_all(self) -> None:
-        if not self.postgres:
-            for name in (
-                "recon_wl",
-                "recon_wp",
-                "recon_pair",
-                "recon_mem",
-                "recon_amb",
-                "recon_left",
-                "recon_left_p",
-                "recon_cand",
-                "recon_dup",
-                "recon_named",
-                "recon_rl",
-                "recon_rp",
-                "recon_rep_rows",
-                "recon_repeat",
-                "recon_new",
-            ):
-                self.session.execute(sql_text(f"DROP TABLE IF EXISTS {name}"))
+        """Drop every work table still there (call before the run's transaction commits)."""
+        for name in reversed(self.created):
+            self.sql(f"DROP TABLE IF EXISTS {name}")
+        self.created.clear()
 
 
 def _unpaired_line(alias: str) -> str:
@@ -332,14 +349,14 @@ def by_reference(work: Work) -> None:
         "SELECT DISTINCT posting_id, posting_day AS business_date, ledger_amount AS amount, "
         "kind, memo, reference AS payment_reference FROM recon_rep_rows",
     )
-    work.sql("DROP TABLE recon_new")
-    work.sql("DROP TABLE recon_rep_rows")
-    work.sql("DROP TABLE recon_repeat")
+    work.drop("recon_new")
+    work.drop("recon_rep_rows")
+    work.drop("recon_repeat")
     work.index_pairs()
     for with_amount in (True, False):
         _pair_in_time_order(work, with_amount)
-    work.sql("DROP TABLE recon_rl")
-    work.sql("DROP TABLE recon_rp")
+    work.drop("recon_rl")
+    work.drop("recon_rp")
 
 
 def _pair_in_time_order(work: Work, with_amount: bool) -> None:
@@ -382,7 +399,7 @@ def by_amount_and_time(work: Work) -> None:
     )
     _confirm_unique(work, "recon_cand", Method.AMOUNT_TIME)
     _record_ambiguous(work, "recon_cand")
-    work.sql("DROP TABLE recon_cand")
+    work.drop("recon_cand")
 
 
 def _confirm_unique(work: Work, candidates: str, method: Method, where: str = "1 = 1") -> None:
@@ -459,7 +476,7 @@ def by_payout(work: Work) -> None:
     _confirm_unique(work, "recon_cand", Method.PAYOUT, "strong = 1")
     _confirm_unique(work, "recon_cand", Method.PAYOUT)
     _record_ambiguous(work, "recon_cand")
-    work.sql("DROP TABLE recon_cand")
+    work.drop("recon_cand")
 
 
 PHASES: list[tuple[Phase, Callable[[Work], None]]] = [
