@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -148,10 +149,13 @@ class WorkerProcess:
             cwd=ROOT,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: RQ's scheduler child goes with it
         )
 
     def kill(self) -> None:
-        self.proc.kill()
+        """SIGKILL the worker and what it started in its group (RQ's scheduler process); a
+        work horse RQ moved to a group of its own lives on, as after a real crash."""
+        self._kill_group()
         self.proc.wait(10)
 
     def stop(self) -> None:
@@ -160,7 +164,15 @@ class WorkerProcess:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
+        self._kill_group()  # nothing of it may outlive the test
+        self.proc.wait(10)
+
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture
