@@ -148,7 +148,8 @@ def open_session(
     """Record a vehicle entering a lot; audited with the attendant and device.
 
     One vehicle per plate inside a lot: a partial unique index decides between concurrent
-    entries (409 `plate_already_inside`). 409 `lot_full` when the class has no free space.
+    entries (409 `plate_already_inside`). 409 `lot_full` when the class has no free space;
+    entries into one lot take its row lock, so concurrent ones never overfill a class.
     """
     now = now or utcnow()
     row = ParkingSession(
@@ -161,7 +162,9 @@ def open_session(
         created_at=now,
     )
     with db.transaction() as session:
-        lot = load_lot(session, lot_id)
+        # The lot's row lock makes "count the vehicles inside, then add one" atomic: without
+        # it, concurrent entries at the last free space all see it free.
+        lot = load_lot(session, lot_id, lock=True)
         _check_space(session, lot, vehicle_class)
         row.lot_id = lot.id
         _insert_session(session, row, lot.code)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 from core.clock import utcnow
 from merchants import parking
-from merchants.errors import PlateAlreadyInside
+from merchants.errors import LotFull, PlateAlreadyInside
 from merchants.models import ParkingLot, ParkingSession
 from payments import ledger
 from payments.models import Payment
@@ -83,6 +83,32 @@ def test_concurrent_entries_of_one_plate_leave_one_session(pg_committed: Any) ->
             )
         )
     assert inside == 1
+
+
+def test_concurrent_entries_never_overfill_a_class(pg_committed: Any) -> None:
+    lot = hk01(pg_committed)
+    db = db_of(pg_committed)
+    spaces = int(lot.capacity["car_large"])
+    plates = [f"30G-{100 + i}.00" for i in range(2 * spaces)]
+
+    results = race(
+        len(plates),
+        lambda i: parking.open_session(
+            db, lot.id, plate=plates[i], vehicle_class="car_large", actor=ATTENDANT
+        ),
+    )
+    winners = [r for r in results if isinstance(r, ParkingSession)]
+    full = [r for r in results if isinstance(r, LotFull)]
+    assert len(winners) == spaces and len(full) == len(plates) - spaces, results
+    with db.reader() as session:
+        inside = session.scalar(
+            select(func.count()).where(
+                ParkingSession.lot_id == lot.id,
+                ParkingSession.vehicle_class == "car_large",
+                ParkingSession.status != "closed",
+            )
+        )
+    assert inside == spaces
 
 
 def test_a_doubled_exit_takes_the_fee_once(pg_committed: Any) -> None:
