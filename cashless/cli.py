@@ -108,13 +108,21 @@ JOB_MODULES = (
 
 def preload_job_modules() -> None:
     """Import every module a job needs and configure the ORM once, in the worker's parent
-    process; work horses inherit both. Opens no connection (a forked socket is shared)."""
+    process; work horses inherit both. Opens no connection (a forked socket is shared).
+
+    Also registers the domains' payment handlers, as `cashless serve` does: a job that
+    changes a payment (today only the expiry job publishes, and nothing listens to
+    `payment.expired`) must run the same handlers as a request, not silently none.
+    """
     import importlib
 
     from sqlalchemy.orm import configure_mappers
 
+    from cashless.wiring import register_domain_handlers
+
     for name in JOB_MODULES:
         importlib.import_module(name)
+    register_domain_handlers()
     configure_mappers()
 
 

@@ -64,3 +64,25 @@ def test_jobs_import_nothing_after_the_worker_preloads() -> None:
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["new"] == [], "add these to cashless.cli.JOB_MODULES"
     assert answer["configured"]
+
+
+def test_the_worker_runs_the_same_payment_handlers_as_the_web_app() -> None:
+    script = (
+        "import json\n"
+        "from cashless.cli import preload_job_modules\n"
+        "from core.events import handlers\n"
+        "preload_job_modules()\n"
+        "print(json.dumps({event: sorted(f'{h.__module__}.{h.__name__}' for h in found)"
+        " for event, found in handlers._handlers.items()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    registered = json.loads(done.stdout.strip().splitlines()[-1])
+    assert registered == {
+        "payment.succeeded": [
+            "merchants.parking.on_payment_succeeded",
+            "payments.fees.service.on_payment_succeeded",
+        ],
+        "payment.refunded": ["ticketing.service.on_payment_refunded"],
+    }
