@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -142,6 +143,7 @@ class WorkerProcess:
             "CASHLESS_INSTANCE_PATH": str(instance),
             "PYTHONPATH": str(ROOT),
         }
+        self.redis_url = redis_url
         self.log = instance / "worker.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cashless.cli", "worker"],
@@ -167,6 +169,13 @@ class WorkerProcess:
                 pass
         self._kill_group()  # nothing of it may outlive the test
         self.proc.wait(10)
+        # A SIGKILLed worker keeps RQ's scheduler lock until it times out (~60 s): the next
+        # test's worker would run no scheduled job (enqueue_in) until then.
+        connection = Redis.from_url(self.redis_url)
+        stale = list(connection.scan_iter("rq:scheduler-lock:*"))
+        if stale:
+            connection.delete(*stale)
+        connection.close()
 
     def _kill_group(self) -> None:
         try:
