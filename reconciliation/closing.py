@@ -25,9 +25,17 @@ from core.db import Database
 from core.errors import invalid
 from core.keys import KeyRing, LoadedKey, Purpose, jwks
 from payments import ledger
-from reconciliation.categories import MATCHED_CATEGORIES
+from reconciliation.categories import MATCHED_CATEGORIES, OWN_KIND_PREFIX
 from reconciliation.errors import DayNotReconciled
-from reconciliation.models import DayClose, Item, Resolution, Run, RunStatus, StatementLine
+from reconciliation.models import (
+    DayClose,
+    Item,
+    Resolution,
+    Run,
+    RunStatus,
+    Statement,
+    StatementLine,
+)
 from reconciliation.reports import (
     CSV_MIMETYPE,
     XLSX_MIMETYPE,
@@ -111,7 +119,52 @@ def close_blockers(session: Session, cfg: ReconConfig, runs: dict[str, Run | Non
             problems.append(f"account {account}: run {run.id} is {run.status}")
         elif unresolved := unresolved_count(session, run.id):
             problems.append(f"account {account}: {unresolved} unresolved item(s) in run {run.id}")
+        else:
+            problems += [f"account {account}: {why}" for why in arrived_since(session, run)]
     return problems
+
+
+def arrived_since(session: Session, run: Run) -> list[str]:
+    """What the run cannot have seen: statement lines of its day and account imported, or
+    bank-clearing ledger lines of its day posted (reconciliation's own excepted), after it
+    started. Either means the day must be reconciled again before it closes."""
+    started, day = run.started_at, run.business_date
+    if started is None:
+        return []
+    why = []
+    late_statements = select(Statement.id).where(
+        Statement.account_number == run.account_number, Statement.finished_at > started
+    )
+    line = session.scalar(
+        select(StatementLine.statement_id)
+        .where(
+            StatementLine.statement_id.in_(late_statements),
+            StatementLine.account_number == run.account_number,
+            StatementLine.business_date == day,
+        )
+        .limit(1)
+    )
+    if line is not None:
+        why.append(
+            f"statement {line} with lines of this day was imported after run {run.id} "
+            "started; run the day again"
+        )
+    cl = ledger.clearing_lines().subquery()
+    posted = session.scalar(
+        select(cl.c.external_key)
+        .where(
+            cl.c.business_date == day,
+            cl.c.created_at > started,
+            cl.c.kind.not_like(OWN_KIND_PREFIX + "%"),
+        )
+        .limit(1)
+    )
+    if posted is not None:
+        why.append(
+            f"ledger line {posted} of this day was posted after run {run.id} started; "
+            "run the day again"
+        )
+    return why
 
 
 def _stored_close(report: DailyReport, key: LoadedKey, actor: str, now: datetime) -> DayClose:

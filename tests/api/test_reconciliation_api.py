@@ -373,6 +373,51 @@ def resolve_all(client: FlaskClient, headers: dict[str, str], run_id: int) -> No
             assert response.status_code in (201, 409), response.json
 
 
+def test_close_waits_for_a_run_that_saw_everything(
+    app: Flask, client: FlaskClient, auth: Any
+) -> None:
+    """A statement imported, or a clearing line posted, after the last run started keeps the
+    day open until the day is run again; reconciliation's own postings do not."""
+    headers = auth("finance1")
+    sc = scenario(app)
+    upload(client, headers, sc.csv_bytes, account(app))
+    day = sc.day.isoformat()
+    close_url = f"{API}/reconciliation/days/{day}/close"
+    resolve_all(client, headers, run_day(client, headers, sc.day, account(app))["id"])
+
+    late = (
+        "bank_txn_id,booked_at,value_date,amount,direction,description,counterparty_account,"
+        f"counterparty_name\nFT-LATE-1,{day}T10:00:00+07:00,{day},5000,CR,chuyen tien,,\n"
+    )
+    statement = upload(client, headers, late.encode(), account(app))
+    refused = client.post(close_url, headers=headers)
+    assert_problem(refused, 409, "day_not_reconciled")
+    assert f"statement {statement['id']} " in refused.json["detail"]
+    assert "imported after run" in refused.json["detail"]
+    rerun = run_day(client, headers, sc.day, account(app))
+    assert rerun["counts"]["missing_in_ledger"] >= 1
+    resolve_all(client, headers, rerun["id"])
+
+    with svc(app).db.transaction() as session:
+        ledger.post(
+            session,
+            external_key="late-clearing-line",
+            kind="test",
+            business_date=sc.day,
+            legs=[Leg("bank_clearing", 7000), Leg("suspense", -7000)],
+        )
+    refused = client.post(close_url, headers=headers)
+    assert_problem(refused, 409, "day_not_reconciled")
+    assert (
+        "ledger line late-clearing-line of this day was posted after run"
+        in (refused.json["detail"])
+    )
+    last = run_day(client, headers, sc.day, account(app))
+    resolve_all(client, headers, last["id"])
+    closed = client.post(close_url, headers=headers)
+    assert closed.status_code == 201, closed.json
+
+
 def test_daily_close_with_signed_reports(app: Flask, client: FlaskClient, auth: Any) -> None:
     headers = auth("finance1")
     sc = scenario(app)
