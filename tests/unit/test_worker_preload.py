@@ -14,6 +14,7 @@ import ast
 import json
 import subprocess
 import sys
+from typing import Any
 
 from tests.conftest import ROOT
 
@@ -43,6 +44,14 @@ def lazy_imports_of_jobs() -> list[str]:
     return sorted(modules)
 
 
+def in_a_fresh_interpreter(script: str) -> Any:
+    """Run `script` in a new Python process; its last line of output, read as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_jobs_import_nothing_after_the_worker_preloads() -> None:
     lazy = lazy_imports_of_jobs()
     assert "payments.webhooks" in lazy  # the scan sees the job that was slow
@@ -58,10 +67,7 @@ def test_jobs_import_nothing_after_the_worker_preloads() -> None:
         "print(json.dumps({'configured': configured,"
         " 'new': sorted(set(sys.modules) - before)}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = in_a_fresh_interpreter(script)
     assert answer["new"] == [], "add these to cashless.cli.JOB_MODULES"
     assert answer["configured"]
 
@@ -75,10 +81,7 @@ def test_the_worker_runs_the_same_payment_handlers_as_the_web_app() -> None:
         "print(json.dumps({event: sorted(f'{h.__module__}.{h.__name__}' for h in found)"
         " for event, found in handlers._handlers.items()}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    registered = json.loads(done.stdout.strip().splitlines()[-1])
+    registered = in_a_fresh_interpreter(script)
     assert registered == {
         "payment.succeeded": [
             "merchants.parking.on_payment_succeeded",
