@@ -71,11 +71,14 @@ def _luhn_sum(values: Sequence[int], double_first: bool) -> int:
     total = 0
     double = double_first
     for value in reversed(values):
-        addend = value * 2 if double else value
-        # "Digit sum" in base N: the quotient plus the remainder.
-        total += addend // BASE + addend % BASE
+        total += _digit_sum(value * 2 if double else value)
         double = not double
     return total
+
+
+def _digit_sum(addend: int) -> int:
+    """The "digit sum" in base N: the quotient plus the remainder."""
+    return addend // BASE + addend % BASE
 
 
 def check_character(body: str) -> str:
@@ -87,11 +90,6 @@ def check_character(body: str) -> str:
         raise InvalidReference(f"a reference body is 8 Crockford base-32 characters: {body!r}")
     total = _luhn_sum([_VALUE[ch] for ch in body], double_first=True)
     return ALPHABET[(BASE - total % BASE) % BASE]
-
-
-def _has_valid_check(reference: str) -> bool:
-    values = [_VALUE[ch] for ch in reference[len(CHARGE_PREFIX) :]]
-    return _luhn_sum(values, double_first=False) % BASE == 0
 
 
 def is_valid_reference(ref: str) -> bool:
@@ -169,12 +167,6 @@ def find_references(description: str) -> list[str]:
     return find_normalised_references(_normalise_description(description))
 
 
-# Luhn mod 32 over body + check, from the right: the check character counts as it is, the
-# character before it doubled ("digit sum" in base 32), and so on alternately.
-_PLAIN = dict(_VALUE)
-_DOUBLED = {ch: (2 * v) // BASE + (2 * v) % BASE for ch, v in _VALUE.items()}
-
-
 def find_normalised_references(text: str) -> list[str]:
     """`find_references` for a note that is already upper-case A-Z and 0-9 only.
 
@@ -190,7 +182,7 @@ def find_normalised_references(text: str) -> list[str]:
         if at < 0:
             at = text.find("HS")
         candidate = text[at : at + REFERENCE_LENGTH]
-        return [candidate] if _valid_window(candidate) else []
+        return [candidate] if _has_valid_check(candidate) else []
     found: dict[str, None] = {}
     for match in _CANDIDATE_RE.finditer(text):
         candidate = match.group(1)
@@ -199,7 +191,13 @@ def find_normalised_references(text: str) -> list[str]:
     return list(found)
 
 
-def _valid_window(c: str) -> bool:
+# Luhn mod 32 over body + check (`_luhn_sum` from the right, the check character not doubled)
+# as table lookups: the check is run on every statement line of an import.
+_PLAIN = dict(_VALUE)
+_DOUBLED = {ch: _digit_sum(2 * v) for ch, v in _VALUE.items()}
+
+
+def _has_valid_check(c: str) -> bool:
     """True when `c` (starting with HC or HS) is 11 alphabet characters with a valid check."""
     if len(c) != REFERENCE_LENGTH:
         return False

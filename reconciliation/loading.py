@@ -35,6 +35,7 @@ from reconciliation.statements import (
     csv_line,
     csv_records,
     read_camt053,
+    read_csv,
 )
 
 MAX_ERRORS = 1000  # kept per statement; the counts cover every line
@@ -143,8 +144,7 @@ class _Tally:
 def read_statement(fmt: str, stream: IO[bytes]) -> Iterator[StatementLine | LineError]:
     """The reader of a statement format (`csv` or `camt053`, into a VND account)."""
     if fmt == "csv":
-        for record in csv_records(stream):
-            yield record if isinstance(record, LineError) else csv_line(*record)
+        yield from read_csv(stream)
     else:
         yield from read_camt053(stream, account_currency="VND")
 
