@@ -10,6 +10,7 @@ key, so that a downloaded report can be verified later against the published rep
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -225,7 +226,7 @@ def gather(
 ) -> DailyReport:
     """Everything the report shows, read set-based from runs, items and clearing lines."""
     runs = [run for run in latest_runs(session, cfg, day).values() if run is not None]
-    channels, merchants = day_totals(session, day)
+    channels, merchants = day_totals(session, day, runs)
     return DailyReport(
         business_date=day,
         status=status,
@@ -256,15 +257,22 @@ def channel_name(kind: str, purpose: str | None) -> str:
     return f"vietqr:{purpose}" if kind == "bank_credit" and purpose else kind
 
 
-def day_totals(session: Session, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def day_totals(
+    session: Session, day: date, runs: Sequence[Run] = ()
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Totals of the day's clearing lines by channel and, for merchants' bank credits, by
-    merchant: one pass over the ledger day (grouped by both), summed up here."""
-    cl = ledger.clearing_lines().subquery()
-    rows = session.execute(
-        select(cl.c.kind, cl.c.purpose, cl.c.merchant_id, func.count(), func.sum(cl.c.amount))
-        .where(cl.c.business_date == day)
-        .group_by(cl.c.kind, cl.c.purpose, cl.c.merchant_id)
-    ).all()
+    merchant, summed up here from grouped rows: those a finished run of `runs` read of the
+    ledger day, while nothing has arrived since it started, with reconciliation's own
+    postings of the day added; otherwise one pass over the ledger day.
+    """
+    rows: Sequence[Sequence[Any]] | None = _totals_of_a_run(session, day, runs)
+    if rows is None:
+        cl = ledger.clearing_lines().subquery()
+        rows = session.execute(
+            select(cl.c.kind, cl.c.purpose, cl.c.merchant_id, func.count(), func.sum(cl.c.amount))
+            .where(cl.c.business_date == day)
+            .group_by(cl.c.kind, cl.c.purpose, cl.c.merchant_id)
+        ).all()
     channels: dict[tuple[str, str | None], list[int]] = {}
     merchants: dict[int, list[int]] = {}
     for kind, purpose, merchant_id, n, total in rows:
@@ -287,6 +295,38 @@ def day_totals(session: Session, day: date) -> tuple[list[dict[str, Any]], list[
             for merchant_id, (n, amount) in sorted(merchants.items())
         ],
     )
+
+
+def _totals_of_a_run(
+    session: Session, day: date, runs: Sequence[Run]
+) -> Sequence[Sequence[Any]] | None:
+    """The grouped rows of the ledger day without reading it again, or None.
+
+    A run's `ledger_totals` hold every clearing line of its day but reconciliation's own;
+    they are still the ledger's when no such line has been posted since the run started
+    (`arrived_since`). Reconciliation's own lines of the day are exactly the postings of
+    its resolutions of that day (each under its `journal_key`), read here by those keys.
+    """
+    for run in runs:
+        if (
+            run.status == RunStatus.DONE
+            and run.business_date == day
+            and run.ledger_totals is not None
+            and not arrived_since(session, run)
+        ):
+            cl = ledger.clearing_lines().subquery()
+            keys = select(Resolution.journal_key).where(
+                Resolution.business_date == day, Resolution.journal_key.is_not(None)
+            )
+            own = session.execute(
+                select(
+                    cl.c.kind, cl.c.purpose, cl.c.merchant_id, func.count(), func.sum(cl.c.amount)
+                )
+                .where(cl.c.external_key.in_(keys), cl.c.business_date == day)
+                .group_by(cl.c.kind, cl.c.purpose, cl.c.merchant_id)
+            ).all()
+            return [*run.ledger_totals, *own]
+    return None
 
 
 def _report_items(session: Session, run_ids: list[int]) -> list[dict[str, Any]]:

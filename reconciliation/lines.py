@@ -109,20 +109,13 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 def _plain_booked_at(text: str) -> bool:
     """The separators of `YYYY-MM-DDTHH:MM:SS±HH:MM` in place (the caller's `fromisoformat`
     checks the digits): what a clean line's booked_at looks like, in the one spelling that
-    reads back the same ("-00:00" reads back as "+00:00"). Character tests: a regular
-    expression costs twice as much.
+    reads back the same ("-00:00" reads back as "+00:00"). One slice takes every third
+    character from the first separator on (`--T::+:`): cheaper than seven tests.
     """
-    return (
-        len(text) == 25
-        and text[4] == "-"
-        and text[7] == "-"
-        and text[10] == "T"
-        and text[13] == ":"
-        and text[16] == ":"
-        and text[22] == ":"
-        and text[23] < "6"  # "+07:60" parses, but reads back as "+08:00"
-        and (text[19] == "+" or (text[19] == "-" and text[20:] != "00:00"))
-    )
+    if len(text) != 25 or text[23] >= "6":  # "+07:60" parses, but reads back as "+08:00"
+        return False
+    separators = text[4::3]
+    return separators == "--T::+:" or (separators == "--T::-:" and text[20:] != "00:00")
 
 
 _FAST_DIRECTIONS = frozenset(("CR", "DR"))
@@ -156,9 +149,7 @@ def fast_copy_text(line_no: int, fields: list[str]) -> str | None:
     joined = "".join(fields)
     if not joined.isascii() or "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
         return None
-    txn, booked, value, amount_raw, direction, description, account, name = [
-        field.strip() for field in fields
-    ]
+    txn, booked, value, amount_raw, direction, description, account, name = map(str.strip, fields)
     if (
         not txn
         or len(txn) > MAX_TXN_ID
@@ -174,12 +165,13 @@ def fast_copy_text(line_no: int, fields: list[str]) -> str | None:
     try:  # with the separators in place, these parse only when every other character is a digit
         moment = datetime.fromisoformat(booked)
         if value:
-            if len(value) != 10 or value[4] != "-" or value[7] != "-":
+            if len(value) != 10 or value[4::3] != "--":  # the separators of YYYY-MM-DD
                 return None
             date.fromisoformat(value)
     except ValueError:
         return None
-    norm = normalise(description)
+    # `normalise`, inlined: the text is ASCII here, so bytes upper-case it the same way.
+    norm = description.encode().upper().translate(None, _NOT_ALNUM_BYTES).decode()
     refs = find_normalised_references(norm)
     if len(refs) > 1:
         return None  # a batch line: its references go to their own table

@@ -42,6 +42,7 @@ MAX_ERRORS = 1000  # kept per statement; the counts cover every line
 SQLITE_BATCH = 2000
 COPY_CHUNK = 1000  # lines per write to the COPY stream
 UNIQUE_VIOLATION = "23505"
+ANALYZE_AFTER = 10_000  # accepted lines after which the lines' statistics are refreshed
 
 _PG_TYPES = {
     "line_no": "integer",
@@ -165,11 +166,19 @@ def load_lines(
     behind once the caller rolls back.
     """
     postgres = session.get_bind().dialect.name == "postgresql"
+    result = None
     if postgres:
-        direct = _copy_direct(session, statement_id, account_number, fmt, open_stream)
-        if direct is not None:
-            return direct
-    return _load_staged(session, statement_id, account_number, fmt, open_stream, postgres)
+        result = _copy_direct(session, statement_id, account_number, fmt, open_stream)
+    if result is None:
+        result = _load_staged(session, statement_id, account_number, fmt, open_stream, postgres)
+    if postgres and result.accepted >= ANALYZE_AFTER:
+        # The run of these days comes next and plans its read of them by these statistics,
+        # which autovacuum would refresh only later. A small sample (row counts, distinct
+        # counts: what that plan needs) keeps this quick on a table of many days.
+        session.execute(text("SET LOCAL default_statistics_target = 10"))
+        session.execute(text("ANALYZE recon_statement_lines"))
+        session.execute(text("RESET default_statistics_target"))
+    return result
 
 
 def _copy_direct(

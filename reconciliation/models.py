@@ -138,6 +138,10 @@ class Run(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     lines_count: Mapped[int] = mapped_column(default=0)
     postings_count: Mapped[int] = mapped_column(default=0)
+    # The run's day of bank-clearing lines as the daily report groups them: rows of
+    # [kind, purpose, merchant_id, count, amount], reconciliation's own postings excepted.
+    # The report reuses them while nothing has arrived since the run started.
+    ledger_totals: Mapped[list[list[Any]] | None] = mapped_column(JSON)
     executions: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(120))

@@ -3,9 +3,12 @@
 
 Everything happens inside the caller's transaction, in temporary work tables that die with it:
 `recon_wl` (statement lines of the day and its neighbours), `recon_wp` (bank-clearing ledger
-lines, read only through `payments.ledger.clearing_lines()`), `recon_pair` (what each phase
-confirmed), `recon_mem` (members of batch lines) and `recon_amb` (lines and ledger lines that
-had more than one candidate and wait for a human). The last phase writes `recon_items`.
+lines, read only through `payments.ledger.clearing_lines()`), `recon_txn` (pairs by bank id),
+`recon_pair` (what each phase confirmed: created by the reference phase with the bulk of the
+day), `recon_ol` and `recon_op` (the lines and ledger lines still open once the bulk is paired:
+the later phases read only these, and every pair made removes its two from them), `recon_mem`
+(members of batch lines) and `recon_amb` (lines and ledger lines that had more than one
+candidate and wait for a human). The last phase writes `recon_items`.
 
 A phase only considers what earlier phases left unpaired, and every ordering is total, so the
 same data always gives the same pairs: re-running an unchanged day gives identical results.
@@ -18,7 +21,20 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Integer, bindparam, case, cast, func, select
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    bindparam,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    select,
+    table,
+    union,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -44,11 +60,10 @@ BIG_CHANGE = 10_000  # rows added to a work table after which its statistics are
 # Work tables that the big joins read: unlogged on PostgreSQL so that those joins may use
 # parallel workers (scans of temporary tables never do); the others stay temporary, which
 # is cheaper to write.
-SHARED_WORK = frozenset({"recon_wl", "recon_wp", "recon_pair"})
+SHARED_WORK = frozenset({"recon_wl", "recon_wp", "recon_txn", "recon_pair"})
 # The run's work tables (and the indexes on them): one set per run on PostgreSQL.
 _WORK_NAME = re.compile(
-    r"\b(?:recon_(?:wl|wp|pair|new|repeat|rep_rows|rl|rp|amb|cand|mem|left|left_p|named|dup)"
-    r"|ix_recon_pair_line|ix_recon_pair_posting)\b"
+    r"\b(?:recon_(?:wl|wp|txn|pair|ol|op|new|repeat|rep_rows|rl|rp|amb|cand|mem|left|left_p|named|dup))\b"
 )
 # A pair carries what its item needs, so writing a million items joins nothing.
 PAIR_COLUMNS = (
@@ -79,6 +94,8 @@ WP_COLUMNS = (
     "memo",
     "created_epoch",
     "payment_id",
+    "purpose",
+    "merchant_id",
 )
 
 
@@ -90,7 +107,7 @@ class Work:
         self.postgres = session.get_bind().dialect.name == "postgresql"
         span = timedelta(days=NEIGHBOUR_DAYS)
         self.created: list[str] = []  # work tables, dropped by `drop_all`
-        self.paired = 0  # rows in recon_pair
+        self.txn_pairs = 0  # pairs by bank id (phase 1)
         self.counted: dict[str, int] = {}  # items written, by category (PostgreSQL)
         self.params: dict[str, Any] = {
             "run": run_id,
@@ -138,32 +155,39 @@ class Work:
         self.created.remove(name)
 
     def pair(self, select_sql: str) -> None:
-        """Add the pairs a phase confirms (a select of PAIR_COLUMNS, see `pair_select`).
+        """Add the pairs a phase confirms (a select of PAIR_COLUMNS, see `pair_select`) and
+        take their lines and ledger lines out of the open ones (`recon_ol`, `recon_op`).
 
-        They are selected into a table of their own first: a statement that inserts into
-        recon_pair while reading it in an anti-join rescans its own new rows (quadratic
-        under a nested-loop plan).
+        A phase selects from the open lines and ledger lines only, so nothing is paired
+        twice; the selection is kept in a table of its own while the open sets shrink.
         """
         self.temp("recon_new", select_sql, analyze=False)
-        added = self.sql(
-            f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new"
-        ).rowcount
+        self.sql(f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new")
+        self.sql("DELETE FROM recon_ol WHERE id IN (SELECT line_id FROM recon_new)")
+        self.sql(
+            "DELETE FROM recon_op WHERE posting_id IN "
+            "(SELECT posting_id FROM recon_new WHERE posting_id IS NOT NULL)"
+        )
         self.drop("recon_new")
-        self.paired += int(added)
-        if added > BIG_CHANGE:  # planning the next anti-joins needs the new size
-            self.analyze("recon_pair")
 
-    def write_items(self, insert_sql: str, counts_sql: str | None = None) -> None:
+    def write_items(self, insert_sql: str, bulk: bool = False) -> None:
         """Run an `INSERT INTO recon_items (… category …) SELECT …`; on PostgreSQL, count
-        what it wrote per category on the way (`counted`): through RETURNING, or for a big
-        insert, with `counts_sql` (the same source grouped by the same category expression;
-        collecting a million returned rows costs more than reading the source again)."""
+        what it wrote per category on the way (`counted`): through RETURNING, or for the
+        `bulk` insert (the first of the run; mostly `matched`, never `matched_with_fee`),
+        as its row count less what it wrote in the other categories, which the partial
+        index of open items finds (collecting a million returned rows, or reading them
+        again, costs more)."""
         if not self.postgres:
             self.sql(insert_sql)
             return
-        if counts_sql is not None:
-            self.sql(insert_sql)
-            rows = self.sql(counts_sql).all()
+        if bulk:
+            written = int(self.sql(insert_sql).rowcount)
+            rows = self.sql(
+                "SELECT category, count(*) FROM recon_items WHERE run_id = :run "
+                f"AND category NOT IN ('{Category.MATCHED}', '{Category.MATCHED_WITH_FEE}') "
+                "GROUP BY category"
+            ).all()
+            rows.append((Category.MATCHED.value, written - sum(int(n) for _, n in rows)))
         else:
             rows = self.sql(
                 f"WITH written AS ({insert_sql} RETURNING category) "
@@ -171,14 +195,6 @@ class Work:
             ).all()
         for name, n in rows:
             self.counted[str(name)] = self.counted.get(str(name), 0) + int(n)
-
-    def index_pairs(self) -> None:
-        """Each line and each ledger line is paired at most once (batches have no ledger line
-        here: NULLs do not collide); the indexes also answer "still unpaired?" by lookups.
-        Built once the bulk is in: cheaper than keeping them up to date row by row."""
-        self.sql("CREATE UNIQUE INDEX ix_recon_pair_line ON recon_pair (line_id)")
-        self.sql("CREATE UNIQUE INDEX ix_recon_pair_posting ON recon_pair (posting_id)")
-        self.analyze("recon_pair")
 
     def create(self, name: str, columns: str) -> None:
         """CREATE TABLE name (columns), a work table of this run (see `temp`)."""
@@ -208,14 +224,6 @@ class Work:
         self.created.clear()
 
 
-def _unpaired_line(alias: str) -> str:
-    return f"NOT EXISTS (SELECT 1 FROM recon_pair x WHERE x.line_id = {alias}.id)"
-
-
-def _unpaired_posting(alias: str) -> str:
-    return f"NOT EXISTS (SELECT 1 FROM recon_pair x WHERE x.posting_id = {alias}.posting_id)"
-
-
 # -- load -------------------------------------------------------------------------------------
 def load(work: Work) -> tuple[int, int]:
     """Copy the run's universe into work tables; returns (lines of the day, ledger lines)."""
@@ -237,11 +245,6 @@ def load(work: Work) -> tuple[int, int]:
         "WHERE account_number = :acct AND business_date BETWEEN :lo AND :hi",
     )
     _load_postings(work)
-    work.create(
-        "recon_pair",
-        "line_id bigint, posting_id bigint, method text, line_day date, posting_day date, "
-        "line_amount bigint, ledger_amount bigint, kind text, memo text",
-    )  # its unique indexes come with the bulk of the pairs: see `by_reference`
     work.create("recon_amb", "subject text, subject_id bigint, n bigint")
     lines = work.sql("SELECT count(*) FROM recon_wl WHERE business_date = :d").scalar_one()
     postings = work.sql("SELECT count(*) FROM recon_wp WHERE business_date = :d").scalar_one()
@@ -266,6 +269,14 @@ def _epoch(work: Work, expr: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(func.strftime("%s", expr), Integer)
 
 
+def _in_universe(work: Work, cl: Any) -> tuple[ColumnElement[bool], ...]:
+    """Which clearing lines a run considers (`recon_wp`): its days, not its own postings."""
+    return (
+        cl.c.business_date.between(work.params["lo"], work.params["hi"]),
+        cl.c.kind.not_like(OWN_KIND_PREFIX + "%"),
+    )
+
+
 def _load_postings(work: Work) -> None:
     cl = ledger.clearing_lines().subquery("cl")
     static = cl.c.stall_reference.is_not(None)
@@ -282,10 +293,9 @@ def _load_postings(work: Work) -> None:
         case((cl.c.kind.in_(["bank_credit_suspense", "payout"]), cl.c.memo)),
         case((static, _epoch(work, cl.c.payment_created_at))),
         cl.c.payment_id,
-    ).where(
-        cl.c.business_date.between(work.params["lo"], work.params["hi"]),
-        cl.c.kind.not_like(OWN_KIND_PREFIX + "%"),
-    )
+        cl.c.purpose,
+        cl.c.merchant_id,
+    ).where(*_in_universe(work, cl))
     # CREATE TABLE AS (not INSERT … SELECT) so that PostgreSQL may read the ledger with
     # parallel workers; the values are literals here (dates and constants only).
     columns = [
@@ -297,66 +307,103 @@ def _load_postings(work: Work) -> None:
     work.temp("recon_wp", str(compiled))
 
 
+def ledger_totals(work: Work) -> list[list[Any]]:
+    """The day's ledger lines of `recon_wp` grouped as the daily report groups them
+    (`closing.day_totals`): [kind, purpose, merchant_id, count, amount] rows, in order."""
+    rows = work.sql(
+        "SELECT kind, purpose, merchant_id, count(*), sum(amount) FROM recon_wp "
+        "WHERE business_date = :d GROUP BY kind, purpose, merchant_id"
+    ).all()
+    return sorted(
+        (
+            [kind, purpose, merchant, int(n), int(total)]
+            for kind, purpose, merchant, n, total in rows
+        ),
+        key=lambda row: (row[0], row[1] or "", row[2] or 0),
+    )
+
+
 # -- phases 1 to 5 ----------------------------------------------------------------------------
 def by_transaction_id(work: Work) -> None:
-    """The statement line's bank id is the id the bank notified us with (one to one)."""
-    work.pair(
-        pair_select(Method.TXN_ID)
-        + "FROM recon_wl l JOIN recon_wp p ON p.bank_txn = l.bank_txn_id "
-        "WHERE (p.amount > 0) = (l.signed_amount > 0)"
+    """The statement line's bank id is the id the bank notified us with (one to one: both ids
+    are unique). Kept in `recon_txn` until the reference phase creates `recon_pair`."""
+    work.txn_pairs = work.temp(
+        "recon_txn",
+        pair_select(Method.TXN_ID) + ", CAST(NULL AS text) AS reference, l.booked_epoch "
+        "FROM recon_wl l JOIN recon_wp p ON p.bank_txn = l.bank_txn_id "
+        # Explicit, so that a day without notified ids hashes nothing and probes nothing.
+        "WHERE p.bank_txn IS NOT NULL AND (p.amount > 0) = (l.signed_amount > 0)",
     )
 
 
 def by_reference(work: Work) -> None:
-    """Our charge reference in the description.
+    """Our charge reference in the description; creates `recon_pair` (with phase 1's pairs).
 
-    A reference held by exactly one open line and one open ledger line pairs them at once
-    (the bulk of a day, one hash join). Where a reference repeats on either side, its lines
-    and ledger lines are paired in time order, equal amounts first; what is left over is
-    classified later (a second line for a matched entry is a `duplicate`).
+    A reference held by exactly one line and one ledger line pairs them at once (the bulk
+    of a day: one hash join written straight into the pair table). Where a reference
+    repeats on either side, its rows are taken out again, and its lines and ledger lines
+    are paired in time order, equal amounts first; what is left over is classified later
+    (a second line for a matched entry is a `duplicate`).
     """
-    unpaired = f" AND {_unpaired_line('l')} AND {_unpaired_posting('p')}" if work.paired else ""
+    unpaired = (
+        "AND NOT EXISTS (SELECT 1 FROM recon_txn x WHERE x.line_id = l.id) "
+        "AND NOT EXISTS (SELECT 1 FROM recon_txn x WHERE x.posting_id = p.posting_id)"
+        if work.txn_pairs
+        else ""
+    )
     work.temp(
-        "recon_new",
-        pair_select(Method.REFERENCE) + ", l.reference, l.booked_epoch FROM recon_wl l "
+        "recon_pair",
+        f"SELECT {PAIR_COLUMNS}, reference, booked_epoch FROM recon_txn UNION ALL "
+        + pair_select(Method.REFERENCE)
+        + ", l.reference, l.booked_epoch FROM recon_wl l "
         "JOIN recon_wp p ON p.payment_reference = l.reference "
-        "WHERE l.reference LIKE 'HC%' AND l.signed_amount > 0 AND p.amount > 0" + unpaired,
-        analyze=False,
+        "WHERE l.reference LIKE 'HC%' AND l.signed_amount > 0 AND p.amount > 0 " + unpaired,
     )
+    work.drop("recon_txn")
     # A reference held by two lines or two ledger lines joins twice: it appears twice here.
-    work.temp(
+    repeats = work.temp(
         "recon_repeat",
-        "SELECT reference FROM recon_new GROUP BY reference HAVING count(*) > 1",
+        "SELECT reference FROM recon_pair WHERE reference IS NOT NULL "
+        "GROUP BY reference HAVING count(*) > 1",
     )
-    added = work.sql(
-        f"INSERT INTO recon_pair ({PAIR_COLUMNS}) SELECT {PAIR_COLUMNS} FROM recon_new n "
-        "WHERE NOT EXISTS (SELECT 1 FROM recon_repeat r WHERE r.reference = n.reference)"
-    ).rowcount
-    work.paired += int(added)
-    # The few lines and ledger lines of repeated references, with what pairing them needs.
-    work.temp(
-        "recon_rep_rows",
-        "SELECT * FROM recon_new n "
-        "WHERE EXISTS (SELECT 1 FROM recon_repeat r WHERE r.reference = n.reference)",
-    )
-    work.temp(
-        "recon_rl",
-        "SELECT DISTINCT line_id AS id, line_day AS business_date, line_amount AS signed_amount, "
-        "booked_epoch, reference FROM recon_rep_rows",
-    )
-    work.temp(
-        "recon_rp",
-        "SELECT DISTINCT posting_id, posting_day AS business_date, ledger_amount AS amount, "
-        "kind, memo, reference AS payment_reference FROM recon_rep_rows",
-    )
-    work.drop("recon_new")
-    work.drop("recon_rep_rows")
+    if repeats:
+        # The few lines and ledger lines of repeated references, with what pairing them needs.
+        repeated = "reference IN (SELECT reference FROM recon_repeat)"
+        work.temp("recon_rep_rows", f"SELECT * FROM recon_pair WHERE {repeated}")
+        work.sql(f"DELETE FROM recon_pair WHERE {repeated}")
+        work.temp(
+            "recon_rl",
+            "SELECT DISTINCT line_id AS id, line_day AS business_date, "
+            "line_amount AS signed_amount, booked_epoch, reference FROM recon_rep_rows",
+        )
+        work.temp(
+            "recon_rp",
+            "SELECT DISTINCT posting_id, posting_day AS business_date, ledger_amount AS amount, "
+            "kind, memo, reference AS payment_reference FROM recon_rep_rows",
+        )
+        work.drop("recon_rep_rows")
     work.drop("recon_repeat")
-    work.index_pairs()
-    for with_amount in (True, False):
-        _pair_in_time_order(work, with_amount)
-    work.drop("recon_rl")
-    work.drop("recon_rp")
+    _open_sets(work)
+    if repeats:
+        for with_amount in (True, False):
+            _pair_in_time_order(work, with_amount)
+        work.drop("recon_rl")
+        work.drop("recon_rp")
+
+
+def _open_sets(work: Work) -> None:
+    """What the bulk left open: a few thousand lines and ledger lines, where the day has a
+    million. Two anti-joins, once; from here on every phase reads these small tables."""
+    work.temp(
+        "recon_ol",
+        "SELECT * FROM recon_wl l WHERE NOT EXISTS "
+        "(SELECT 1 FROM recon_pair x WHERE x.line_id = l.id)",
+    )
+    work.temp(
+        "recon_op",
+        "SELECT * FROM recon_wp p WHERE NOT EXISTS "
+        "(SELECT 1 FROM recon_pair x WHERE x.posting_id = p.posting_id)",
+    )
 
 
 def _pair_in_time_order(work: Work, with_amount: bool) -> None:
@@ -366,8 +413,8 @@ def _pair_in_time_order(work: Work, with_amount: bool) -> None:
     extra = ", signed_amount" if with_amount else ""
     extra_p = ", amount" if with_amount else ""
     on_amount = " AND up.amount = ul.signed_amount" if with_amount else ""
-    open_line = "1 = 1" if with_amount else _unpaired_line("l")
-    open_posting = "1 = 1" if with_amount else _unpaired_posting("p")
+    open_line = "1 = 1" if with_amount else "l.id IN (SELECT id FROM recon_ol)"
+    open_posting = "1 = 1" if with_amount else "p.posting_id IN (SELECT posting_id FROM recon_op)"
     work.pair(
         pair_select(Method.REFERENCE) + "FROM "
         f"(SELECT l.id, l.reference, l.signed_amount, ROW_NUMBER() OVER "
@@ -389,13 +436,12 @@ def by_amount_and_time(work: Work) -> None:
     label = work.contains("l.norm_description", "p.norm_label")
     work.temp(
         "recon_cand",
-        "SELECT l.id AS line_id, p.posting_id FROM recon_wl l "
-        "JOIN recon_wp p ON p.amount = l.signed_amount "
+        "SELECT l.id AS line_id, p.posting_id FROM recon_ol l "
+        "JOIN recon_op p ON p.amount = l.signed_amount "
         "WHERE l.signed_amount > 0 AND p.kind = 'bank_credit' "
         "AND p.payment_reference IS NULL AND p.stall_reference IS NOT NULL "
         f"AND (l.reference = p.stall_reference OR (p.norm_label <> '' AND {label})) "
-        "AND p.created_epoch BETWEEN l.booked_epoch - :win AND l.booked_epoch + :win "
-        f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}",
+        "AND p.created_epoch BETWEEN l.booked_epoch - :win AND l.booked_epoch + :win",
     )
     _confirm_unique(work, "recon_cand", Method.AMOUNT_TIME)
     _record_ambiguous(work, "recon_cand")
@@ -403,14 +449,15 @@ def by_amount_and_time(work: Work) -> None:
 
 
 def _confirm_unique(work: Work, candidates: str, method: Method, where: str = "1 = 1") -> None:
+    """Pair the candidates that are their line's and their ledger line's only candidate
+    (among those matching `where`), if both are still open."""
     work.pair(
-        pair_select(method) + f"FROM {candidates} c JOIN recon_wl l ON l.id = c.line_id "
-        f"JOIN recon_wp p ON p.posting_id = c.posting_id WHERE {where} "
+        pair_select(method) + f"FROM {candidates} c JOIN recon_ol l ON l.id = c.line_id "
+        f"JOIN recon_op p ON p.posting_id = c.posting_id WHERE {where} "
         f"AND c.line_id IN (SELECT line_id FROM {candidates} WHERE {where} "
         "GROUP BY line_id HAVING count(*) = 1) "
         f"AND c.posting_id IN (SELECT posting_id FROM {candidates} WHERE {where} "
-        "GROUP BY posting_id HAVING count(*) = 1) "
-        f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}"
+        "GROUP BY posting_id HAVING count(*) = 1)"
     )
 
 
@@ -418,14 +465,12 @@ def _record_ambiguous(work: Work, candidates: str) -> None:
     work.sql(
         "INSERT INTO recon_amb (subject, subject_id, n) "
         f"SELECT 'line', c.line_id, count(*) FROM {candidates} c "
-        "WHERE NOT EXISTS (SELECT 1 FROM recon_pair x WHERE x.line_id = c.line_id) "
-        "GROUP BY c.line_id"
+        "WHERE c.line_id IN (SELECT id FROM recon_ol) GROUP BY c.line_id"
     )
     work.sql(
         "INSERT INTO recon_amb (subject, subject_id, n) "
         f"SELECT 'posting', c.posting_id, count(*) FROM {candidates} c "
-        "WHERE NOT EXISTS (SELECT 1 FROM recon_pair x WHERE x.posting_id = c.posting_id) "
-        "GROUP BY c.posting_id"
+        "WHERE c.posting_id IN (SELECT posting_id FROM recon_op) GROUP BY c.posting_id"
     )
 
 
@@ -438,10 +483,9 @@ def by_batch(work: Work) -> None:
     for key in ("payment_reference", "bank_txn"):
         named.append(
             "SELECT r.line_id, p.posting_id FROM recon_line_refs r "
-            "JOIN recon_wl l ON l.id = r.line_id "
-            f"JOIN recon_wp p ON p.{key} = r.ref "
-            "WHERE l.ref_count > 1 AND l.signed_amount > 0 AND p.amount > 0 "
-            f"AND {_unpaired_line('l')} AND {_unpaired_posting('p')}"
+            "JOIN recon_ol l ON l.id = r.line_id "
+            f"JOIN recon_op p ON p.{key} = r.ref "
+            "WHERE l.ref_count > 1 AND l.signed_amount > 0 AND p.amount > 0"
         )
     work.temp(
         "recon_mem",
@@ -455,7 +499,7 @@ def by_batch(work: Work) -> None:
         f"'{Method.BATCH}' AS method, l.business_date AS line_day, "
         "CAST(NULL AS date) AS posting_day, l.signed_amount AS line_amount, "
         "CAST(NULL AS bigint) AS ledger_amount, CAST(NULL AS text) AS kind, "
-        "CAST(NULL AS text) AS memo FROM recon_mem m JOIN recon_wl l ON l.id = m.line_id"
+        "CAST(NULL AS text) AS memo FROM recon_mem m JOIN recon_ol l ON l.id = m.line_id"
     )
 
 
@@ -469,9 +513,9 @@ def by_payout(work: Work) -> None:
         "recon_cand",
         "SELECT l.id AS line_id, p.posting_id, "
         "CASE WHEN p.norm_memo = l.norm_description THEN 1 ELSE 0 END AS strong "
-        "FROM recon_wl l JOIN recon_wp p ON p.amount = l.signed_amount "
+        "FROM recon_ol l JOIN recon_op p ON p.amount = l.signed_amount "
         f"WHERE l.direction = 'DR' AND l.norm_description LIKE '{PAYOUT_PREFIX}%' "
-        f"AND p.kind = 'payout' AND {_unpaired_line('l')} AND {_unpaired_posting('p')}",
+        "AND p.kind = 'payout'",
     )
     _confirm_unique(work, "recon_cand", Method.PAYOUT, "strong = 1")
     _confirm_unique(work, "recon_cand", Method.PAYOUT)
@@ -516,15 +560,14 @@ def classify(work: Work) -> dict[str, int]:
     """
     _write_pairs(work)
     _write_batches(work)
-    # What is left unpaired is small; keep it apart so the last steps do not rescan the day.
+    # What is left of the day: its open lines, and its open ledger lines that no batch took.
     work.temp(
         "recon_left",
-        f"SELECT l.id FROM recon_wl l WHERE l.business_date = :d AND {_unpaired_line('l')}",
+        "SELECT id, reference, signed_amount FROM recon_ol WHERE business_date = :d",
     )
     work.temp(
         "recon_left_p",
-        "SELECT p.posting_id FROM recon_wp p WHERE p.business_date = :d "
-        f"AND {_unpaired_posting('p')} "
+        "SELECT p.posting_id, p.amount FROM recon_op p WHERE p.business_date = :d "
         "AND NOT EXISTS (SELECT 1 FROM recon_mem m WHERE m.posting_id = p.posting_id)",
     )
     _write_unpaired_lines(work)
@@ -542,17 +585,14 @@ def classify(work: Work) -> dict[str, int]:
 
 
 def _write_pairs(work: Work) -> None:
-    source = (
-        "FROM recon_pair x "
-        "WHERE x.posting_id IS NOT NULL AND (x.line_day = :d OR x.posting_day = :d)"
-    )
     work.write_items(
         "INSERT INTO recon_items (run_id, category, method, statement_line_id, posting_id, "
         "member_count, line_amount, ledger_amount, reason) "
         f"SELECT :run, {_pair_category()}, x.method, x.line_id, x.posting_id, 1, "
         "x.line_amount, x.ledger_amount, "
-        f"CASE WHEN x.kind = 'bank_credit_suspense' THEN x.memo END {source}",
-        f"SELECT {_pair_category()} AS category, count(*) {source} GROUP BY 1",
+        "CASE WHEN x.kind = 'bank_credit_suspense' THEN x.memo END FROM recon_pair x "
+        "WHERE x.posting_id IS NOT NULL AND (x.line_day = :d OR x.posting_day = :d)",
+        bulk=True,
     )
 
 
@@ -585,53 +625,65 @@ def _write_batches(work: Work) -> None:
 def _write_unpaired_lines(work: Work) -> None:
     """A leftover line naming an entry another line already matched is a `duplicate`."""
     # What each leftover line names (its reference, or a batch line's references), then
-    # which of those entries another line already took: index lookups on a small set.
+    # which ledger lines those are: index lookups in the ledger for a few names (the work
+    # table of ledger lines has no index, and scanning it costs more than the lookups).
     work.temp(
         "recon_named",
-        "SELECT l.id AS line_id, l.reference AS ref FROM recon_left f "
-        "JOIN recon_wl l ON l.id = f.id WHERE l.reference IS NOT NULL "
+        "SELECT f.id AS line_id, f.reference AS ref FROM recon_left f "
+        "WHERE f.reference IS NOT NULL "
         "UNION SELECT r.line_id, r.ref FROM recon_left f "
         "JOIN recon_line_refs r ON r.line_id = f.id",
     )
-    work.temp(
-        "recon_dup",
-        " UNION ".join(
-            "SELECT n.line_id, p.posting_id FROM recon_named n "
-            f"JOIN recon_wp p ON p.{key} = n.ref WHERE p.amount > 0"
-            for key in ("payment_reference", "bank_txn")
-        ),
-    )
-    # Filtered only now, on the few joined rows (as a filter of the join, PostgreSQL would
-    # probe every ledger line of the day).
+    work.temp("recon_dup", _named_entries(work))
+    # Keep the entries another line took: paired (no longer open) or in a batch.
     work.sql(
-        "DELETE FROM recon_dup WHERE NOT EXISTS (SELECT 1 FROM recon_pair x "
-        "WHERE x.posting_id = recon_dup.posting_id) AND NOT EXISTS (SELECT 1 FROM recon_mem m "
-        "WHERE m.posting_id = recon_dup.posting_id)"
+        "DELETE FROM recon_dup WHERE posting_id IN (SELECT posting_id FROM recon_op) "
+        "AND posting_id NOT IN (SELECT posting_id FROM recon_mem)"
     )
     work.write_items(
         "INSERT INTO recon_items (run_id, category, method, statement_line_id, "
         "related_posting_id, member_count, line_amount, reason) "
         f"SELECT :run, CASE WHEN d.posting_id IS NULL THEN '{Category.MISSING_IN_LEDGER}' "
-        f"ELSE '{Category.DUPLICATE}' END, '{Method.NONE}', l.id, d.posting_id, 0, "
-        "l.signed_amount, CASE WHEN d.posting_id IS NOT NULL "
+        f"ELSE '{Category.DUPLICATE}' END, '{Method.NONE}', f.id, d.posting_id, 0, "
+        "f.signed_amount, CASE WHEN d.posting_id IS NOT NULL "
         "THEN 'another bank id for an entry that is already matched' "
         "WHEN a.n IS NOT NULL THEN 'ambiguous: ' || a.n || ' candidate(s); confirm by hand' "
-        "END FROM recon_left f JOIN recon_wl l ON l.id = f.id "
+        "END FROM recon_left f "
         "LEFT JOIN (SELECT line_id, min(posting_id) AS posting_id FROM recon_dup "
-        "GROUP BY line_id) d ON d.line_id = l.id "
-        "LEFT JOIN recon_amb a ON a.subject = 'line' AND a.subject_id = l.id"
+        "GROUP BY line_id) d ON d.line_id = f.id "
+        "LEFT JOIN recon_amb a ON a.subject = 'line' AND a.subject_id = f.id"
     )
+
+
+def _named_entries(work: Work) -> str:
+    """SELECT (line_id, posting_id) of every credit of the run's ledger lines (`recon_wp`)
+    that a line of `recon_named` names, by our reference or by the bank id it was notified
+    with; read from the ledger, whose indexes find a few names at once."""
+    cl = ledger.clearing_lines().subquery("cl")
+    named = table("recon_named", column("line_id"), column("ref")).alias("n")
+    query = union(
+        *(
+            select(named.c.line_id, cl.c.posting_id)
+            .join(cl, on)
+            .where(cl.c.amount > 0, *_in_universe(work, cl))
+            for on in (
+                cl.c.payment_reference == named.c.ref,
+                cl.c.external_key == literal("bank:") + named.c.ref,
+            )
+        )
+    )
+    dialect = work.session.get_bind().dialect
+    return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _write_unpaired_postings(work: Work) -> None:
     work.write_items(
         "INSERT INTO recon_items (run_id, category, method, posting_id, member_count, "
         "ledger_amount, reason) "
-        f"SELECT :run, '{Category.MISSING_IN_BANK}', '{Method.NONE}', p.posting_id, 1, p.amount, "
+        f"SELECT :run, '{Category.MISSING_IN_BANK}', '{Method.NONE}', f.posting_id, 1, f.amount, "
         "CASE WHEN a.n IS NOT NULL THEN 'ambiguous: ' || a.n || ' candidate(s); "
         "confirm by hand' END FROM recon_left_p f "
-        "JOIN recon_wp p ON p.posting_id = f.posting_id "
-        "LEFT JOIN recon_amb a ON a.subject = 'posting' AND a.subject_id = p.posting_id"
+        "LEFT JOIN recon_amb a ON a.subject = 'posting' AND a.subject_id = f.posting_id"
     )
 
 

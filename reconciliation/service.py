@@ -352,6 +352,9 @@ def _reconcile(db: Database, cfg: ReconConfig, run_id: int) -> dict[str, Any]:
             # Reading the day out of the lines and the ledger (CREATE TABLE AS over durable
             # tables) may use parallel workers; the default tuple cost assumes few rows cross.
             session.execute(text("SET LOCAL parallel_tuple_cost = 0.001"))
+            # Work tables need row counts and distinct counts, not fine histograms: a tenth
+            # of the default sample is ten times quicker to take and plans the same.
+            session.execute(text("SET LOCAL default_statistics_target = 10"))
         run = session.get(Run, run_id, populate_existing=True)
         if run is None or run.status not in UNFINISHED_RUN:
             return {"run_id": run_id, "status": "finished"}
@@ -361,6 +364,7 @@ def _reconcile(db: Database, cfg: ReconConfig, run_id: int) -> dict[str, Any]:
         # `run` is only written at the end: an earlier UPDATE would lock its row against
         # the progress writer on the second connection (a self-deadlock).
         lines, postings = phases.load(work)
+        totals = phases.ledger_totals(work)
         progress(Phase.LOAD)
         for phase, match in phases.PHASES:
             match(work)
@@ -371,6 +375,7 @@ def _reconcile(db: Database, cfg: ReconConfig, run_id: int) -> dict[str, Any]:
         run.status, run.phase, run.progress = RunStatus.DONE, Phase.DONE, 100
         run.counts, run.finished_at, run.error = counts, utcnow(), None
         run.lines_count, run.postings_count = lines, postings
+        run.ledger_totals = totals
         return {"run_id": run_id, "status": RunStatus.DONE, "counts": counts}
 
 

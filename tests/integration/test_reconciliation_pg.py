@@ -140,6 +140,55 @@ def test_scenario_is_classified_exactly_and_reruns_identically(pg_committed: Any
     }
 
 
+def test_report_totals_from_the_run_equal_a_fresh_read_of_the_ledger(pg_committed: Any) -> None:
+    db = svc(pg_committed).db
+    pay_cfg, cfg = configs(pg_committed)
+    sc = build_scenario(db, pay_cfg, a_past_day(), scale=2)
+    import_file(pg_committed, sc.csv_bytes)
+    run = run_and_wait(pg_committed, sc.day)
+    assert run.status == "done" and run.ledger_totals
+
+    def both() -> tuple[Any, Any, Any]:
+        with db.reader() as session:
+            runs = [r for r in closing.latest_runs(session, cfg, sc.day).values() if r]
+            return (
+                closing._totals_of_a_run(session, sc.day, runs),
+                closing.day_totals(session, sc.day, runs),
+                closing.day_totals(session, sc.day),  # the ledger, read again
+            )
+
+    reused, from_run, from_ledger = both()
+    assert reused is not None and from_run == from_ledger
+    # Reconciliation's own postings made after the run (write-offs, adjustments) count.
+    items = items_of(pg_committed, run.id)
+    for item in items:
+        if item["category"] == "amount_mismatch" and item["line_amount"] != item["ledger_amount"]:
+            action = resolutions.Decision(Action.WRITE_OFF, "bank fee")
+        elif item["category"] == "missing_in_bank":
+            action = resolutions.Decision(Action.ADJUST, "fix", amount=-item["ledger_amount"])
+        else:
+            continue
+        resolutions.resolve_item(
+            db, item["id"], action, actor="finance1", idempotency_key=f"k{item['id']}"
+        )
+    reused, from_run, from_ledger = both()
+    assert reused is not None and from_run == from_ledger
+    assert any(row["channel"] == "recon_write_off" for row in from_ledger[0])
+    assert any(row["channel"] == "recon_adjustment" for row in from_ledger[0])
+    before = from_ledger
+    # A bank credit of the day posted after the run: the run's totals are stale, not used.
+    with db.transaction() as session:
+        ledger.post(
+            session,
+            external_key="bank:late-credit",
+            kind="bank_credit_suspense",
+            business_date=sc.day,
+            legs=[Leg("bank_clearing", 7000), Leg("suspense", -7000)],
+        )
+    reused, from_run, from_ledger = both()
+    assert reused is None and from_run == from_ledger != before
+
+
 def test_concurrent_starts_make_one_run(pg_committed: Any) -> None:
     _, cfg = configs(pg_committed)
     svc(pg_committed).runner.dispatcher.send = lambda jobs: []  # keep the run unfinished
