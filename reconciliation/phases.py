@@ -225,8 +225,9 @@ class Work:
 
 
 # -- load -------------------------------------------------------------------------------------
-def load(work: Work) -> tuple[int, int]:
-    """Copy the run's universe into work tables; returns (lines of the day, ledger lines)."""
+def load(work: Work) -> int:
+    """Copy the run's universe into work tables; returns how many lines the day has (its
+    ledger lines are counted by `ledger_totals`)."""
     if not work.postgres:
         _register_sqlite_functions(work.session)
     epoch = (
@@ -246,9 +247,7 @@ def load(work: Work) -> tuple[int, int]:
     )
     _load_postings(work)
     work.create("recon_amb", "subject text, subject_id bigint, n bigint")
-    lines = work.sql("SELECT count(*) FROM recon_wl WHERE business_date = :d").scalar_one()
-    postings = work.sql("SELECT count(*) FROM recon_wp WHERE business_date = :d").scalar_one()
-    return int(lines), int(postings)
+    return int(work.sql("SELECT count(*) FROM recon_wl WHERE business_date = :d").scalar_one())
 
 
 def _register_sqlite_functions(session: Session) -> None:

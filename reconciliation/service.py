@@ -363,8 +363,9 @@ def _reconcile(db: Database, cfg: ReconConfig, run_id: int) -> dict[str, Any]:
         work = phases.Work(session, run_id, run.account_number, run.business_date)
         # `run` is only written at the end: an earlier UPDATE would lock its row against
         # the progress writer on the second connection (a self-deadlock).
-        lines, postings = phases.load(work)
+        lines = phases.load(work)
         totals = phases.ledger_totals(work)
+        postings = sum(row[3] for row in totals)
         progress(Phase.LOAD)
         for phase, match in phases.PHASES:
             match(work)
