@@ -23,7 +23,7 @@ from payments.errors import DayClosed
 from payments.ledger import Leg
 from payments.references import new_charge_reference
 from payments.service import PaymentsConfig
-from reconciliation import closing, resolutions, service
+from reconciliation import closing, loading, resolutions, service
 from reconciliation.categories import Action
 from reconciliation.models import Item, Run, StatementLine
 from tests.api.test_reconciliation_api import camt_samples
@@ -310,6 +310,33 @@ def test_copy_straight_in_then_overlapping_file_falls_back_and_skips(pg_committe
         ("CP5", second.id, second_ref, second_ref, 0, "2026-11-21"),
     ]
     assert [tuple(row) for row in refs] == sorted([("CP2", first_ref), ("CP2", second_ref)])
+
+
+def test_a_large_import_refreshes_the_statistics_the_run_plans_by(
+    pg_committed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without them the run would plan its read of a million fresh lines for an empty table
+    (autovacuum comes later, or, on this machine, never)."""
+    monkeypatch.setattr(loading, "ANALYZE_AFTER", 3)
+    header = "bank_txn_id,booked_at,value_date,amount,direction,description,"
+    header += "counterparty_account,counterparty_name\n"
+
+    def file(*ids: str) -> bytes:
+        rows = [f"{i},2026-11-20T09:00:00+07:00,,15000,CR,note {i},,\n" for i in ids]
+        return (header + "".join(rows)).encode()
+
+    def estimated_rows() -> float:
+        with svc(pg_committed).db.reader() as session:
+            return float(
+                session.scalar(
+                    text("SELECT reltuples FROM pg_class WHERE relname = 'recon_statement_lines'")
+                )
+            )
+
+    assert import_file(pg_committed, file("ST1", "ST2")).lines_accepted == 2
+    assert estimated_rows() != 2  # below the threshold: not analysed
+    assert import_file(pg_committed, file("ST3", "ST4", "ST5", "ST6")).lines_accepted == 4
+    assert estimated_rows() == 6
 
 
 # -- a worker killed mid-run ------------------------------------------------------------------
