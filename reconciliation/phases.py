@@ -330,7 +330,7 @@ def by_transaction_id(work: Work) -> None:
         "recon_txn",
         pair_select(Method.TXN_ID) + ", CAST(NULL AS text) AS reference, l.booked_epoch "
         "FROM recon_wl l JOIN recon_wp p ON p.bank_txn = l.bank_txn_id "
-        # Explicit, so that a day without notified ids hashes nothing and probes nothing.
+        # Explicit, so that ledger lines without a notified id are left out of the hash.
         "WHERE p.bank_txn IS NOT NULL AND (p.amount > 0) = (l.signed_amount > 0)",
     )
 
