@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import csv
 import gc
 import io
 import os
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciliation.statements import (
     CSV_COLUMNS,
@@ -22,6 +25,7 @@ from reconciliation.statements import (
     LineError,
     StatementFormatError,
     StatementLine,
+    csv_records,
     read_camt053,
     read_csv,
     summarise,
@@ -215,6 +219,68 @@ def test_csv_reader_is_lazy_and_leaves_the_stream_open() -> None:
     stream.seek(0)
     assert len(list(read_csv(stream))) == 4
     assert not stream.closed
+
+
+def _records_by_the_csv_module(data: bytes) -> list[tuple[int, object]]:
+    """What `csv_records` must yield, read by the csv module alone (records after the header
+    as (first physical line, fields), or (line, error message))."""
+    text = io.TextIOWrapper(
+        io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
+    reader = csv.reader(text, strict=True)
+    next(reader)
+    found: list[tuple[int, object]] = []
+    line_num = reader.line_num
+    while True:
+        start = line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return found
+        except csv.Error as exc:
+            found.append((start, f"malformed CSV: {exc}"))
+        else:
+            if row:
+                found.append((start, row))
+        line_num = reader.line_num
+
+
+def _as_compared(results: list[tuple[int, list[str]] | LineError]) -> list[tuple[int, object]]:
+    return [(r.line_no, r.message) if isinstance(r, LineError) else r for r in results]
+
+
+# Quotes, commas, every line ending, NUL, spaces, non-ASCII and non-UTF-8 bytes.
+CSV_PIECES = st.sampled_from(
+    [
+        b"a",
+        b"7",
+        b",",
+        b",,",
+        b'"',
+        b'""',
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b" ",
+        b"\x00",
+        "ề".encode(),
+        b"\xff",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(CSV_PIECES, max_size=40))
+def test_csv_records_read_what_the_csv_module_reads(pieces: list[bytes]) -> None:
+    data = f"{HEADER}\r\n".encode() + b"".join(pieces)
+    assert _as_compared(list(csv_records(io.BytesIO(data)))) == _records_by_the_csv_module(data)
+
+
+def test_csv_records_leave_a_line_near_the_field_limit_to_the_csv_module() -> None:
+    data = f"{HEADER}\nA1,{'x' * 140_000}\nA2,b\n".encode()
+    results = _as_compared(list(csv_records(io.BytesIO(data))))
+    assert results == _records_by_the_csv_module(data)
+    assert "field larger than field limit" in str(results[0][1]) and results[1] == (3, ["A2", "b"])
 
 
 def test_summarise_counts_and_caps_errors() -> None:
