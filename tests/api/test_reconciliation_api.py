@@ -146,6 +146,12 @@ def test_scenario_is_classified_exactly(app: Flask, client: FlaskClient, auth: A
     assert all(run["counts"][c] > 0 for c in run["counts"])
     assert sum(run["counts"].values()) == len(items)
     assert run["progress"] == 100 and run["phase"] == "done"
+    # The report's totals from the run's own read of the ledger day equal a second read.
+    with svc(app).db.reader() as session:
+        cfg = ReconConfig.from_settings(svc(app).settings)
+        runs = [r for r in closing.latest_runs(session, cfg, sc.day).values() if r]
+        assert closing._totals_of_a_run(session, sc.day, runs) is not None
+        assert closing.day_totals(session, sc.day, runs) == closing.day_totals(session, sc.day)
 
 
 def test_reimporting_a_file_adds_nothing(app: Flask, client: FlaskClient, auth: Any) -> None:
