@@ -93,7 +93,6 @@ WP_COLUMNS = (
     "norm_memo",
     "memo",
     "created_epoch",
-    "payment_id",
     "purpose",
     "merchant_id",
 )
@@ -291,7 +290,6 @@ def _load_postings(work: Work) -> None:
         case((cl.c.kind == "payout", _norm(work, cl.c.memo))),
         case((cl.c.kind.in_(["bank_credit_suspense", "payout"]), cl.c.memo)),
         case((static, _epoch(work, cl.c.payment_created_at))),
-        cl.c.payment_id,
         cl.c.purpose,
         cl.c.merchant_id,
     ).where(*_in_universe(work, cl))
