@@ -170,8 +170,7 @@ def fast_copy_text(line_no: int, fields: list[str]) -> str | None:
             date.fromisoformat(value)
     except ValueError:
         return None
-    # `normalise`, inlined: the text is ASCII here, so bytes upper-case it the same way.
-    norm = description.encode().upper().translate(None, _NOT_ALNUM_BYTES).decode()
+    norm = normalise(description)
     refs = find_normalised_references(norm)
     if len(refs) > 1:
         return None  # a batch line: its references go to their own table

@@ -56,7 +56,6 @@ from reconciliation.categories import (
 from reconciliation.lines import normalise
 
 _DATES = ("d", "lo", "hi")
-BIG_CHANGE = 10_000  # rows added to a work table after which its statistics are refreshed
 # Work tables that the big joins read: unlogged on PostgreSQL so that those joins may use
 # parallel workers (scans of temporary tables never do); the others stay temporary, which
 # is cheaper to write.
