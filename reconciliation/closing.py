@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 import jwt
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -265,14 +265,9 @@ def day_totals(
     ledger day, while nothing has arrived since it started, with reconciliation's own
     postings of the day added; otherwise one pass over the ledger day.
     """
-    rows: Sequence[Sequence[Any]] | None = _totals_of_a_run(session, day, runs)
+    rows = _totals_of_a_run(session, day, runs)
     if rows is None:
-        cl = ledger.clearing_lines().subquery()
-        rows = session.execute(
-            select(cl.c.kind, cl.c.purpose, cl.c.merchant_id, func.count(), func.sum(cl.c.amount))
-            .where(cl.c.business_date == day)
-            .group_by(cl.c.kind, cl.c.purpose, cl.c.merchant_id)
-        ).all()
+        rows = _grouped_clearing_lines(session, day)
     channels: dict[tuple[str, str | None], list[int]] = {}
     merchants: dict[int, list[int]] = {}
     for kind, purpose, merchant_id, n, total in rows:
@@ -314,19 +309,26 @@ def _totals_of_a_run(
             and run.ledger_totals is not None
             and not arrived_since(session, run)
         ):
-            cl = ledger.clearing_lines().subquery()
             keys = select(Resolution.journal_key).where(
                 Resolution.business_date == day, Resolution.journal_key.is_not(None)
             )
-            own = session.execute(
-                select(
-                    cl.c.kind, cl.c.purpose, cl.c.merchant_id, func.count(), func.sum(cl.c.amount)
-                )
-                .where(cl.c.external_key.in_(keys), cl.c.business_date == day)
-                .group_by(cl.c.kind, cl.c.purpose, cl.c.merchant_id)
-            ).all()
+            own = _grouped_clearing_lines(session, day, keys)
             return [*run.ledger_totals, *own]
     return None
+
+
+def _grouped_clearing_lines(
+    session: Session, day: date, external_keys: Select[Any] | None = None
+) -> Sequence[Sequence[Any]]:
+    """The day's clearing lines (only those of `external_keys`, if given) as [kind, purpose,
+    merchant_id, count, amount] rows, grouped as the report and `ledger_totals` group them."""
+    cl = ledger.clearing_lines().subquery()
+    query = select(
+        cl.c.kind, cl.c.purpose, cl.c.merchant_id, func.count(), func.sum(cl.c.amount)
+    ).where(cl.c.business_date == day)
+    if external_keys is not None:
+        query = query.where(cl.c.external_key.in_(external_keys))
+    return session.execute(query.group_by(cl.c.kind, cl.c.purpose, cl.c.merchant_id)).all()
 
 
 def _report_items(session: Session, run_ids: list[int]) -> list[dict[str, Any]]:
